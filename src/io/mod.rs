@@ -1,0 +1,4 @@
+//! Reading and writing files: NumPy archives (body models), and later keypoint formats,
+//! mocap and calibration.
+
+pub mod npz;
