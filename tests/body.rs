@@ -352,3 +352,25 @@ fn forward_rejects_mismatched_inputs() {
     assert!(m.forward(&[], &[], &[], &mut out).is_err());
     assert!(m.forward(&[0.0; 8], &rot, &[0.0; 6], &mut out).is_ok());
 }
+
+#[test]
+fn simd_and_portable_cpu_paths_agree() {
+    // V not a multiple of the 4-vertex tile, B not a multiple of 16 lanes (pairs + remainder).
+    for (posedirs, b) in [(true, 37usize), (true, 1), (false, 20)] {
+        let mut a = tiny_model(61, 9);
+        if !posedirs {
+            a.posedirs.iter_mut().for_each(|x| *x = 0.0);
+        }
+        let fast = BodyModel::new(a.clone()).unwrap();
+        let slow = BodyModel::new(a).unwrap().with_simd(false);
+        let mut r = Rng(10);
+        let (betas, rot, transl) = random_inputs(b, 3, &mut r);
+        let (mut o1, mut o2) = (BodyOutput::default(), BodyOutput::default());
+        fast.forward(&betas, &rot, &transl, &mut o1).unwrap();
+        slow.forward(&betas, &rot, &transl, &mut o2).unwrap();
+        let d = max_diff(&o1.vertices, &o2.vertices);
+        assert!(d < 2e-6, "posedirs {posedirs}, B {b}: max diff {d}");
+        assert!(max_diff(&o1.keypoints, &o2.keypoints) < 2e-6);
+        assert!(o1.vertices.iter().all(|x| x.is_finite() && *x != 0.0));
+    }
+}

@@ -31,6 +31,8 @@ pub struct Workspace {
     pose_offsets: Vec<f32>,
     /// Posed landmark vertices `[B, 11, 3]` (joints-only path).
     landmarks: Vec<f32>,
+    /// Inputs with samples in lanes for the SIMD kernel: features, betas, transforms, transl.
+    lanes: [Vec<f32>; 4],
 }
 
 /// Output of a forward pass; reuse one across calls.
@@ -205,6 +207,13 @@ impl BodyModel {
         resize(&mut ws.pose_feat, b * NUM_POSE_FEATURES);
         self.chain(betas, nb, rotmats, transl, &mut out.joints, &mut ws.transforms, &mut ws.pose_feat);
 
+        #[cfg(target_arch = "x86_64")]
+        if self.simd && super::cpu_x86::available() {
+            self.skin_x86(betas, nb, transl, b, &mut out.vertices, ws);
+            self.gather_keypoints(b, &out.joints, &out.vertices, &mut out.keypoints, false);
+            return Ok(());
+        }
+
         if self.has_posedirs {
             resize(&mut ws.pose_offsets, b * v * 3);
             pose_blend_gemm(&ws.pose_feat, &self.a.posedirs, &mut ws.pose_offsets, b, v * 3);
@@ -240,20 +249,73 @@ impl BodyModel {
                 }
             });
 
-        // BODY_25 keypoints from joints and landmark vertices.
+        self.gather_keypoints(b, &out.joints, &out.vertices, &mut out.keypoints, false);
+        Ok(())
+    }
+
+    /// BODY_25 keypoints `[B, 25, 3]` from joints `[B, 24, 3]` and either the full vertices
+    /// `[B, V, 3]` or (`compact`) the landmark vertices only `[B, 11, 3]`.
+    fn gather_keypoints(&self, b: usize, joints: &[f32], verts: &[f32], kp: &mut [f32], compact: bool) {
+        let v = self.num_verts();
         for bi in 0..b {
             for (k, &src) in SMPL_TO_BODY25.iter().enumerate() {
                 let p = if src < NUM_JOINTS {
-                    &out.joints[(bi * NUM_JOINTS + src) * 3..(bi * NUM_JOINTS + src) * 3 + 3]
+                    &joints[(bi * NUM_JOINTS + src) * 3..(bi * NUM_JOINTS + src) * 3 + 3]
+                } else if compact {
+                    let l = src - NUM_JOINTS;
+                    &verts[(bi * NUM_LANDMARKS + l) * 3..(bi * NUM_LANDMARKS + l) * 3 + 3]
                 } else {
                     let lv = self.a.landmarks[src - NUM_JOINTS] as usize;
-                    &out.vertices[(bi * v + lv) * 3..(bi * v + lv) * 3 + 3]
+                    &verts[(bi * v + lv) * 3..(bi * v + lv) * 3 + 3]
                 };
                 let o = (bi * NUM_BODY25 + k) * 3;
-                out.keypoints[o..o + 3].copy_from_slice(p);
+                kp[o..o + 3].copy_from_slice(p);
             }
         }
-        Ok(())
+    }
+
+    /// The fused AVX-512 pose blend + skinning (see `cpu_x86`).
+    #[cfg(target_arch = "x86_64")]
+    fn skin_x86(&self, betas: &[f32], nb: usize, transl: &[f32], b: usize, verts: &mut [f32], ws: &mut Workspace) {
+        use super::cpu_x86::{tile, to_lanes, transpose_posedirs, LaneInputs, OutPtr, L, TV};
+        let v = self.num_verts();
+        let pt: &[f32] = if self.has_posedirs {
+            self.posedirs_t.get_or_init(|| transpose_posedirs(&self.a.posedirs, v))
+        } else {
+            &[]
+        };
+        let [feat, bl, tl, trl] = &mut ws.lanes;
+        to_lanes(&ws.pose_feat, b, NUM_POSE_FEATURES, feat);
+        to_lanes(betas, b, nb, bl);
+        to_lanes(&ws.transforms, b, NUM_JOINTS * 12, tl);
+        to_lanes(transl, b, 3, trl);
+        let inp = LaneInputs {
+            feat,
+            betas: bl,
+            trans: tl,
+            transl: trl,
+            nb,
+            batch: b,
+        };
+        let nsb = b.div_ceil(L);
+        let out = OutPtr(verts.as_mut_ptr());
+        let ntiles = v.div_ceil(TV);
+        (0..ntiles).into_par_iter().with_min_len(4).for_each(|t| {
+            let v0 = t * TV;
+            let nv = TV.min(v - v0);
+            let mut sb = 0;
+            // SAFETY: AVX-512F was detected; `verts` holds B*V*3 floats; each task writes only
+            // the vertices of its own tile; `pt` is the padded transposed posedirs.
+            unsafe {
+                while sb + 2 <= nsb {
+                    tile::<2>(self, pt, v0, nv, sb, &inp, out);
+                    sb += 2;
+                }
+                if sb < nsb {
+                    tile::<1>(self, pt, v0, nv, sb, &inp, out);
+                }
+            }
+        });
     }
 
     /// Joints-only forward: joints and BODY_25 keypoints, skinning only the 11 landmark
@@ -298,18 +360,7 @@ impl BodyModel {
                     o[2] = p[2] + t[2];
                 }
             });
-        for bi in 0..b {
-            for (k, &src) in SMPL_TO_BODY25.iter().enumerate() {
-                let p = if src < NUM_JOINTS {
-                    &out.joints[(bi * NUM_JOINTS + src) * 3..(bi * NUM_JOINTS + src) * 3 + 3]
-                } else {
-                    let l = src - NUM_JOINTS;
-                    &ws.landmarks[(bi * NUM_LANDMARKS + l) * 3..(bi * NUM_LANDMARKS + l) * 3 + 3]
-                };
-                let o = (bi * NUM_BODY25 + k) * 3;
-                out.keypoints[o..o + 3].copy_from_slice(p);
-            }
-        }
+        self.gather_keypoints(b, &out.joints, &ws.landmarks, &mut out.keypoints, true);
         Ok(())
     }
 }

@@ -9,6 +9,8 @@
 //! translation. Units are metres, Y up.
 
 pub mod cpu;
+#[cfg(target_arch = "x86_64")]
+mod cpu_x86;
 pub mod diff;
 mod load;
 pub mod mannequin;
@@ -254,6 +256,10 @@ pub struct BodyModel {
     pub(crate) has_posedirs: bool,
     /// The posedirs columns of the landmark vertices, transposed: `[11*3, 207]`.
     pub(crate) lm_posedirs: Vec<f32>,
+    /// `posedirs` transposed for the SIMD kernel, built on first use.
+    pub(crate) posedirs_t: std::sync::OnceLock<Vec<f32>>,
+    /// Whether the CPU forward may use the SIMD kernel (when the CPU has it).
+    pub(crate) simd: bool,
 }
 
 impl BodyModel {
@@ -306,6 +312,8 @@ impl BodyModel {
         }
         Ok(Self {
             lm_posedirs,
+            posedirs_t: std::sync::OnceLock::new(),
+            simd: true,
             j_template: jt.into_iter().map(|x| x as f32).collect(),
             j_shapedirs: js.into_iter().map(|x| x as f32).collect(),
             w_ptr,
@@ -352,6 +360,13 @@ impl BodyModel {
     pub fn name(&self) -> &str {
         &self.a.name
     }
+    /// Enables or disables the SIMD kernel of the CPU forward (on by default; used where the
+    /// CPU supports it). Both give the same result; tests and benchmarks compare them.
+    pub fn with_simd(mut self, enabled: bool) -> Self {
+        self.simd = enabled;
+        self
+    }
+
     /// Whether the model has non-zero pose-corrective blend shapes.
     pub fn has_pose_correctives(&self) -> bool {
         self.has_posedirs
