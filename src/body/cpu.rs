@@ -274,30 +274,35 @@ impl BodyModel {
         }
     }
 
-    /// The fused AVX-512 pose blend + skinning (see `cpu_x86`).
+    /// The fused AVX-512 shape blend + pose blend + skinning (see `cpu_x86`).
     #[cfg(target_arch = "x86_64")]
     fn skin_x86(&self, betas: &[f32], nb: usize, transl: &[f32], b: usize, verts: &mut [f32], ws: &mut Workspace) {
-        use super::cpu_x86::{tile, to_lanes, transpose_posedirs, LaneInputs, OutPtr, L, TV};
+        use super::cpu_x86::{tile, to_lanes, LaneInputs, OutPtr, Stacked, L, TV};
         let v = self.num_verts();
-        let pt: &[f32] = if self.has_posedirs {
-            self.posedirs_t.get_or_init(|| transpose_posedirs(&self.a.posedirs, v))
-        } else {
-            &[]
-        };
-        let [feat, bl, tl, trl] = &mut ws.lanes;
-        to_lanes(&ws.pose_feat, b, NUM_POSE_FEATURES, feat);
-        to_lanes(betas, b, nb, bl);
-        to_lanes(&ws.transforms, b, NUM_JOINTS * 12, tl);
-        to_lanes(transl, b, 3, trl);
+        let st: &Stacked = self.stacked.get_or_init(|| std::sync::Arc::new(Stacked::new(self)));
+        let (k, s) = (st.k, self.num_betas());
+        let nsb = b.div_ceil(L);
+        let [feat, tl, trl, _] = &mut ws.lanes;
+        resize(feat, nsb * k * L);
+        feat.fill(0.0);
+        let np = k - s - 1;
+        if np > 0 {
+            to_lanes(&ws.pose_feat, b, NUM_POSE_FEATURES, feat, k, 0);
+        }
+        to_lanes(betas, b, nb, feat, k, np);
+        for bi in 0..b {
+            feat[((bi / L) * k + k - 1) * L + bi % L] = 1.0;
+        }
+        resize(tl, nsb * NUM_JOINTS * 12 * L);
+        to_lanes(&ws.transforms, b, NUM_JOINTS * 12, tl, NUM_JOINTS * 12, 0);
+        resize(trl, nsb * 3 * L);
+        to_lanes(transl, b, 3, trl, 3, 0);
         let inp = LaneInputs {
             feat,
-            betas: bl,
             trans: tl,
             transl: trl,
-            nb,
             batch: b,
         };
-        let nsb = b.div_ceil(L);
         let out = OutPtr(verts.as_mut_ptr());
         let ntiles = v.div_ceil(TV);
         (0..ntiles).into_par_iter().with_min_len(4).for_each(|t| {
@@ -305,14 +310,14 @@ impl BodyModel {
             let nv = TV.min(v - v0);
             let mut sb = 0;
             // SAFETY: AVX-512F was detected; `verts` holds B*V*3 floats; each task writes only
-            // the vertices of its own tile; `pt` is the padded transposed posedirs.
+            // the vertices of its own tile; `st` and `feat` have the same K.
             unsafe {
                 while sb + 2 <= nsb {
-                    tile::<2>(self, pt, v0, nv, sb, &inp, out);
+                    tile::<2>(self, st, v0, nv, sb, &inp, out);
                     sb += 2;
                 }
                 if sb < nsb {
-                    tile::<1>(self, pt, v0, nv, sb, &inp, out);
+                    tile::<1>(self, st, v0, nv, sb, &inp, out);
                 }
             }
         });

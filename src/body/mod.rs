@@ -256,8 +256,9 @@ pub struct BodyModel {
     pub(crate) has_posedirs: bool,
     /// The posedirs columns of the landmark vertices, transposed: `[11*3, 207]`.
     pub(crate) lm_posedirs: Vec<f32>,
-    /// `posedirs` transposed for the SIMD kernel, built on first use.
-    pub(crate) posedirs_t: std::sync::OnceLock<Vec<f32>>,
+    /// Stacked per-row coefficients for the SIMD kernel, built on first use.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) stacked: std::sync::OnceLock<std::sync::Arc<cpu_x86::Stacked>>,
     /// Whether the CPU forward may use the SIMD kernel (when the CPU has it).
     pub(crate) simd: bool,
 }
@@ -312,7 +313,8 @@ impl BodyModel {
         }
         Ok(Self {
             lm_posedirs,
-            posedirs_t: std::sync::OnceLock::new(),
+            #[cfg(target_arch = "x86_64")]
+            stacked: std::sync::OnceLock::new(),
             simd: true,
             j_template: jt.into_iter().map(|x| x as f32).collect(),
             j_shapedirs: js.into_iter().map(|x| x as f32).collect(),
