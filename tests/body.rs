@@ -374,3 +374,58 @@ fn simd_and_portable_cpu_paths_agree() {
         assert!(o1.vertices.iter().all(|x| x.is_finite() && *x != 0.0));
     }
 }
+
+#[test]
+fn joints_kernel_matches_autograd_ops_in_value_and_gradient() {
+    for posedirs in [true, false] {
+        let mut a = tiny_model(40, 11);
+        if !posedirs {
+            a.posedirs.iter_mut().for_each(|x| *x = 0.0);
+        }
+        let m = BodyModel::new(a).unwrap();
+        let dev = Device::Cpu;
+        let dm = DiffBody::with_dtype(&m, &dev, DType::F64).unwrap();
+        let mut r = Rng(12);
+        let b = 5;
+        let (betas, rot, transl) = random_inputs(b, 3, &mut r);
+        let f64v = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        // Perturb the rotations off SO(3): the kernel must be exact for any matrices.
+        let rot: Vec<f64> = rot.iter().map(|&x| x as f64 + 0.01 * r.f() as f64).collect();
+        let vb = Var::from_tensor(&Tensor::from_vec(f64v(&betas), (b, 3), &dev).unwrap()).unwrap();
+        let vr = Var::from_tensor(&Tensor::from_vec(rot, (b, 24, 3, 3), &dev).unwrap()).unwrap();
+        let vt = Var::from_tensor(&Tensor::from_vec(f64v(&transl), (b, 3), &dev).unwrap()).unwrap();
+        let wk = Tensor::from_vec((0..b * 75).map(|_| r.f() as f64).collect::<Vec<_>>(), (b, 25, 3), &dev).unwrap();
+        let wj = Tensor::from_vec((0..b * 72).map(|_| r.f() as f64).collect::<Vec<_>>(), (b, 24, 3), &dev).unwrap();
+        let mut results = Vec::new();
+        for use_op in [true, false] {
+            let o = if use_op {
+                dm.forward_joints_rotmats(&vb, &vr, &vt).unwrap()
+            } else {
+                dm.forward_joints_rotmats_ops(&vb, &vr, &vt).unwrap()
+            };
+            let loss = ((&o.keypoints * &wk).unwrap().sum_all().unwrap().sqr().unwrap()
+                + (&o.joints * &wj).unwrap().sum_all().unwrap())
+            .unwrap();
+            let g = loss.backward().unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            results.push((
+                flat(&o.keypoints),
+                flat(&o.joints),
+                flat(g.get(vr.as_tensor()).unwrap()),
+                flat(g.get(vb.as_tensor()).unwrap()),
+                flat(g.get(vt.as_tensor()).unwrap()),
+            ));
+        }
+        let (a, o) = (&results[0], &results[1]);
+        let close = |x: &[f64], y: &[f64], what: &str| {
+            let d = x.iter().zip(y).map(|(p, q)| (p - q).abs() / (1.0 + q.abs())).fold(0.0, f64::max);
+            assert!(d < 1e-9, "posedirs {posedirs}: {what} differs by {d}");
+            assert!(y.iter().any(|v| v.abs() > 1e-6), "{what} is all zero");
+        };
+        close(&a.0, &o.0, "keypoints");
+        close(&a.1, &o.1, "joints");
+        close(&a.2, &o.2, "d/d rotations");
+        close(&a.3, &o.3, "d/d betas");
+        close(&a.4, &o.4, "d/d translation");
+    }
+}

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::{BodyModel, NUM_BODY25, NUM_JOINTS, NUM_LANDMARKS, NUM_POSE_FEATURES, SMPL_TO_BODY25};
+use super::{BodyModel, MAX_BETAS, NUM_BODY25, NUM_JOINTS, NUM_LANDMARKS, NUM_POSE_FEATURES, SMPL_TO_BODY25};
 use crate::error::{Error, Result};
 
 /// Vertices per rayon task in skinning.
@@ -94,59 +94,31 @@ impl BodyModel {
         transforms: &mut [f32],
         pose_feat: &mut [f32],
     ) {
-        let s = self.num_betas();
-        let parents = &self.a.parents;
         let one = |b: usize, jo: &mut [f32], tr: &mut [f32], pf: &mut [f32]| {
-            let beta = &betas[b * nb..(b + 1) * nb];
-            // Rest joints of the shaped mesh [24, 3].
-            let mut jr = [[0f64; 3]; NUM_JOINTS];
-            for (j, jrow) in jr.iter_mut().enumerate() {
-                for (k, x) in jrow.iter_mut().enumerate() {
-                    let r = j * 3 + k;
-                    let sd = &self.j_shapedirs[r * s..r * s + nb];
-                    *x = self.j_template[r] as f64
-                        + sd.iter().zip(beta).map(|(&a, &c)| a as f64 * c as f64).sum::<f64>();
-                }
+            let mut beta = [0f64; MAX_BETAS];
+            for (d, &x) in beta.iter_mut().zip(&betas[b * nb..(b + 1) * nb]) {
+                *d = x as f64;
             }
-            let rm = &rotmats[b * NUM_JOINTS * 9..(b + 1) * NUM_JOINTS * 9];
-            // World rotation and translation of each joint.
-            let mut gr = [[0f64; 9]; NUM_JOINTS];
-            let mut gt = [[0f64; 3]; NUM_JOINTS];
-            for i in 0..NUM_JOINTS {
-                let r: [f64; 9] = std::array::from_fn(|e| rm[i * 9 + e] as f64);
-                let p = parents[i];
-                if p < 0 {
-                    gr[i] = r;
-                    gt[i] = jr[i];
-                } else {
-                    let p = p as usize;
-                    let rel = [jr[i][0] - jr[p][0], jr[i][1] - jr[p][1], jr[i][2] - jr[p][2]];
-                    let (pr, pt) = (gr[p], gt[p]);
-                    for row in 0..3 {
-                        for col in 0..3 {
-                            gr[i][row * 3 + col] = (0..3).map(|m| pr[row * 3 + m] * r[m * 3 + col]).sum();
-                        }
-                        gt[i][row] = pt[row] + (0..3).map(|m| pr[row * 3 + m] * rel[m]).sum::<f64>();
-                    }
-                }
-                if i > 0 {
-                    for e in 0..9 {
-                        let eye = if e % 4 == 0 { 1.0 } else { 0.0 };
-                        pf[(i - 1) * 9 + e] = (r[e] - eye) as f32;
-                    }
+            let rot: [f64; NUM_JOINTS * 9] = std::array::from_fn(|e| rotmats[b * NUM_JOINTS * 9 + e] as f64);
+            let k = self.kin.kinematics(&beta[..nb], &rot);
+            for i in 1..NUM_JOINTS {
+                for e in 0..9 {
+                    let eye = if e % 4 == 0 { 1.0 } else { 0.0 };
+                    pf[(i - 1) * 9 + e] = (rot[i * 9 + e] - eye) as f32;
                 }
             }
             let t = &transl[b * 3..b * 3 + 3];
             for i in 0..NUM_JOINTS {
                 for row in 0..3 {
-                    jo[i * 3 + row] = (gt[i][row] + t[row] as f64) as f32;
+                    jo[i * 3 + row] = (k.gt[i][row] + t[row] as f64) as f32;
                     // A_i = [R^w | t^w - R^w J_i]
-                    let rj: f64 = (0..3).map(|m| gr[i][row * 3 + m] * jr[i][m]).sum();
+                    let g = &k.gr[i];
+                    let rj: f64 = (0..3).map(|m| g[row * 3 + m] * k.jr[i][m]).sum();
                     let o = i * 12 + row * 4;
-                    tr[o] = gr[i][row * 3] as f32;
-                    tr[o + 1] = gr[i][row * 3 + 1] as f32;
-                    tr[o + 2] = gr[i][row * 3 + 2] as f32;
-                    tr[o + 3] = (gt[i][row] - rj) as f32;
+                    tr[o] = g[row * 3] as f32;
+                    tr[o + 1] = g[row * 3 + 1] as f32;
+                    tr[o + 2] = g[row * 3 + 2] as f32;
+                    tr[o + 3] = (k.gt[i][row] - rj) as f32;
                 }
             }
         };
@@ -332,37 +304,32 @@ impl BodyModel {
         resize(&mut out.joints, b * NUM_JOINTS * 3);
         resize(&mut out.keypoints, b * NUM_BODY25 * 3);
         let ws = &mut out.ws;
-        resize(&mut ws.transforms, b * NUM_JOINTS * 12);
-        resize(&mut ws.pose_feat, b * NUM_POSE_FEATURES);
         resize(&mut ws.landmarks, b * NUM_LANDMARKS * 3);
-        self.chain(betas, nb, rotmats, transl, &mut out.joints, &mut ws.transforms, &mut ws.pose_feat);
 
-        let (tr, pf) = (&ws.transforms, &ws.pose_feat);
-        ws.landmarks
-            .par_chunks_mut(NUM_LANDMARKS * 3)
+        let kin = &self.kin;
+        out.joints
+            .par_chunks_mut(NUM_JOINTS * 3)
+            .zip(ws.landmarks.par_chunks_mut(NUM_LANDMARKS * 3))
             .enumerate()
             .with_min_len(16)
-            .for_each(|(bi, lm)| {
-                let feat = &pf[bi * NUM_POSE_FEATURES..(bi + 1) * NUM_POSE_FEATURES];
-                let mut offs = [0f32; NUM_LANDMARKS * 3];
-                if self.has_posedirs {
-                    for (r, o) in offs.iter_mut().enumerate() {
-                        let row = &self.lm_posedirs[r * NUM_POSE_FEATURES..(r + 1) * NUM_POSE_FEATURES];
-                        *o = row.iter().zip(feat).map(|(a, c)| a * c).sum();
+            .for_each(|(bi, (jo, lm))| {
+                let mut beta = [0f64; MAX_BETAS];
+                for (d, &x) in beta.iter_mut().zip(&betas[bi * nb..(bi + 1) * nb]) {
+                    *d = x as f64;
+                }
+                let rot: [f64; NUM_JOINTS * 9] = std::array::from_fn(|e| rotmats[bi * NUM_JOINTS * 9 + e] as f64);
+                let k = kin.kinematics(&beta[..nb], &rot);
+                let l = kin.landmarks(&k, &beta[..nb], &rot);
+                let t = &transl[bi * 3..bi * 3 + 3];
+                for (i, o) in jo.chunks_exact_mut(3).enumerate() {
+                    for c in 0..3 {
+                        o[c] = (k.gt[i][c] + t[c] as f64) as f32;
                     }
                 }
-                for (l, o) in lm.chunks_exact_mut(3).enumerate() {
-                    let vi = self.a.landmarks[l] as usize;
-                    let p = self.skin_vertex(
-                        vi,
-                        &betas[bi * nb..(bi + 1) * nb],
-                        [offs[l * 3], offs[l * 3 + 1], offs[l * 3 + 2]],
-                        &tr[bi * NUM_JOINTS * 12..(bi + 1) * NUM_JOINTS * 12],
-                    );
-                    let t = &transl[bi * 3..bi * 3 + 3];
-                    o[0] = p[0] + t[0];
-                    o[1] = p[1] + t[1];
-                    o[2] = p[2] + t[2];
+                for (i, o) in lm.chunks_exact_mut(3).enumerate() {
+                    for c in 0..3 {
+                        o[c] = (l[i][c] + t[c] as f64) as f32;
+                    }
                 }
             });
         self.gather_keypoints(b, &out.joints, &ws.landmarks, &mut out.keypoints, true);

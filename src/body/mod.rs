@@ -12,6 +12,7 @@ pub mod cpu;
 #[cfg(target_arch = "x86_64")]
 mod cpu_x86;
 pub mod diff;
+mod kin;
 mod load;
 pub mod mannequin;
 
@@ -25,6 +26,8 @@ pub const NUM_JOINTS: usize = 24;
 pub const NUM_POSE_FEATURES: usize = 207;
 /// Number of OpenPose BODY_25 keypoints.
 pub const NUM_BODY25: usize = 25;
+/// Most shape coefficients a model may have (SMPL 1.1 has 300, SMPL-X 400).
+pub const MAX_BETAS: usize = 512;
 /// Number of landmark vertices for the BODY_25 extras (face and feet).
 pub const NUM_LANDMARKS: usize = 11;
 
@@ -142,6 +145,13 @@ impl BodyArrays {
                 "[V, 3] with V > 0".into(),
             ));
         }
+        if s > MAX_BETAS {
+            return Err(shape_err(
+                "shapedirs",
+                vec![v, 3, s],
+                format!("at most {MAX_BETAS} shape coefficients (truncate with --num-betas)"),
+            ));
+        }
         if self.shapedirs.len() != v * 3 * s {
             return Err(shape_err(
                 "shapedirs",
@@ -241,21 +251,19 @@ impl BodyArrays {
 ///
 /// Derived, exactly linear, tables (computed once here, used by both paths):
 /// - `j_template = J_regressor @ v_template` `[24, 3]` and `j_shapedirs = J_regressor @ shapedirs`
-///   `[24, 3, S]`: the joints of the shaped mesh are `j_template + j_shapedirs . betas`;
+///   `[24, 3, S]` (in f64): the joints of the shaped mesh are `j_template + j_shapedirs . betas`;
 /// - skinning weights in compressed rows (only non-zero weights);
 /// - whether `posedirs` is all zero (then the pose blend is skipped).
 #[derive(Clone, Debug)]
 pub struct BodyModel {
     pub(crate) a: BodyArrays,
-    pub(crate) j_template: Vec<f32>,
-    pub(crate) j_shapedirs: Vec<f32>,
+    /// Joint regression, chain and landmarks in f64 (shared with the differentiable kernel).
+    pub(crate) kin: std::sync::Arc<kin::JointsKernel>,
     /// CSR skinning weights: per vertex `w_ptr[v]..w_ptr[v+1]` indexes `w_joint` / `w_val`.
     pub(crate) w_ptr: Vec<u32>,
     pub(crate) w_joint: Vec<u8>,
     pub(crate) w_val: Vec<f32>,
     pub(crate) has_posedirs: bool,
-    /// The posedirs columns of the landmark vertices, transposed: `[11*3, 207]`.
-    pub(crate) lm_posedirs: Vec<f32>,
     /// Stacked per-row coefficients for the SIMD kernel, built on first use.
     #[cfg(target_arch = "x86_64")]
     pub(crate) stacked: std::sync::OnceLock<std::sync::Arc<cpu_x86::Stacked>>,
@@ -268,26 +276,6 @@ impl BodyModel {
     pub fn new(arrays: BodyArrays) -> Result<Self> {
         arrays.validate(&arrays.name)?;
         let v = arrays.num_verts();
-        let s = arrays.num_betas;
-        // Accumulate the linear regressions in f64 for accuracy, store f32.
-        let mut jt = vec![0f64; NUM_JOINTS * 3];
-        let mut js = vec![0f64; NUM_JOINTS * 3 * s];
-        for j in 0..NUM_JOINTS {
-            for vi in 0..v {
-                let w = arrays.j_regressor[j * v + vi] as f64;
-                if w == 0.0 {
-                    continue;
-                }
-                for k in 0..3 {
-                    jt[j * 3 + k] += w * arrays.v_template[vi * 3 + k] as f64;
-                    let src = &arrays.shapedirs[(vi * 3 + k) * s..(vi * 3 + k + 1) * s];
-                    let dst = &mut js[(j * 3 + k) * s..(j * 3 + k + 1) * s];
-                    for (d, &x) in dst.iter_mut().zip(src) {
-                        *d += w * x as f64;
-                    }
-                }
-            }
-        }
         let mut w_ptr = Vec::with_capacity(v + 1);
         let mut w_joint = Vec::new();
         let mut w_val = Vec::new();
@@ -302,22 +290,12 @@ impl BodyModel {
             w_ptr.push(w_joint.len() as u32);
         }
         let has_posedirs = arrays.posedirs.iter().any(|&x| x != 0.0);
-        let mut lm_posedirs = vec![0f32; NUM_LANDMARKS * 3 * NUM_POSE_FEATURES];
-        for (l, &lv) in arrays.landmarks.iter().enumerate() {
-            for k in 0..3 {
-                for p in 0..NUM_POSE_FEATURES {
-                    lm_posedirs[(l * 3 + k) * NUM_POSE_FEATURES + p] =
-                        arrays.posedirs[p * v * 3 + lv as usize * 3 + k];
-                }
-            }
-        }
+        let kin = std::sync::Arc::new(kin::JointsKernel::new(&arrays, has_posedirs));
         Ok(Self {
-            lm_posedirs,
+            kin,
             #[cfg(target_arch = "x86_64")]
             stacked: std::sync::OnceLock::new(),
             simd: true,
-            j_template: jt.into_iter().map(|x| x as f32).collect(),
-            j_shapedirs: js.into_iter().map(|x| x as f32).collect(),
             w_ptr,
             w_joint,
             w_val,
@@ -384,12 +362,10 @@ impl BodyModel {
                 betas.len()
             )));
         }
-        let mut out = self.j_template.clone();
-        for (r, o) in out.iter_mut().enumerate() {
-            let row = &self.j_shapedirs[r * s..(r + 1) * s];
-            *o += row.iter().zip(betas).map(|(a, b)| a * b).sum::<f32>();
-        }
-        Ok(out)
+        let b: Vec<f64> = betas.iter().map(|&x| x as f64).collect();
+        let eye: Vec<f64> = (0..NUM_JOINTS).flat_map(|_| [1., 0., 0., 0., 1., 0., 0., 0., 1.]).collect();
+        let k = self.kin.kinematics(&b, &eye);
+        Ok(k.jr.iter().flatten().map(|&x| x as f32).collect())
     }
 }
 
