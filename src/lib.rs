@@ -9,6 +9,7 @@
 pub mod body;
 pub mod error;
 pub mod geom;
+pub mod guide;
 pub mod io;
 pub mod render;
 

@@ -1,0 +1,149 @@
+//! Guidance terms of ScoreHMR's refinement: differentiable losses on the predicted clean pose
+//! `x0` (scorehmr.md section 3). Each returns one loss per sample (`[B]`), so callers can stop
+//! samples early and weight terms; the guided sampler sums and differentiates them.
+//!
+//! - keypoints: OpenPose BODY_25 reprojection through a full-image pinhole camera, Geman-McClure
+//!   robust error (sigma 100 px) per coordinate, confidence squared, resolution weight
+//!   `(1000 / max(W, H))^2` (ScoreHMR `guidance_losses.py` keypoint_fitting_loss);
+//! - multi-view: consistency of the 23 body-joint 6D rotations across the views of one person
+//!   (`multiview_loss`: `300^2 sum ||x - mean||^2`);
+//! - video: temporal smoothness of consecutive poses over the full 144-D 6D pose
+//!   (`smoothness_loss`: `sum_n ||x_n - x_{n-1}||^2`).
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::body::diff::DiffBody;
+use crate::body::NUM_BODY25;
+use crate::error::{Error, Result};
+use crate::geom::camera::{project_t, Pinhole};
+
+/// ScoreHMR base.yaml: W_KP2D = 0.003 (keypoint guidance weight).
+pub const W_KP2D: f64 = 0.003;
+/// ScoreHMR guidance_losses.py: GMoF sigma = 100 px.
+pub const GMOF_SIGMA: f64 = 100.0;
+/// ScoreHMR base.yaml: W_MULTIVIEW = 0.005.
+pub const W_MULTIVIEW: f64 = 0.005;
+/// ScoreHMR guidance_losses.py multiview_loss: the squared error is scaled by 300^2.
+pub const MULTIVIEW_SCALE: f64 = 300.0 * 300.0;
+/// ScoreHMR base.yaml: W_SMOOTH = 30 (the author suggests 10-70, issue #14).
+pub const W_SMOOTH: f64 = 30.0;
+
+/// Observed 2D keypoints of a batch with their cameras, as tensors.
+#[derive(Clone, Debug)]
+pub struct KeypointObs {
+    /// `[B, 25, 2]` pixels (full image).
+    pub keypoints: Tensor,
+    /// `[B, 25]` confidences (0 = missing).
+    pub conf: Tensor,
+    /// `[B, 2]` focal lengths (fx, fy) in pixels.
+    pub focal: Tensor,
+    /// `[B, 2]` principal points in pixels.
+    pub principal: Tensor,
+    /// `[B, 1]` ScoreHMR's resolution weight `(1000 / max(W, H))^2`.
+    pub res_weight: Tensor,
+}
+
+impl KeypointObs {
+    /// From BODY_25 keypoints `[B, 25, 3]` (x px, y px, confidence), one camera and image size
+    /// `(W, H)` per sample.
+    pub fn new(
+        keypoints: &[f32],
+        cameras: &[Pinhole],
+        image_sizes: &[(u32, u32)],
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let b = cameras.len();
+        if keypoints.len() != b * NUM_BODY25 * 3 || image_sizes.len() != b || b == 0 {
+            return Err(Error::Input(format!(
+                "keypoints: {} values for {b} cameras and {} image sizes, expected [B, 25, 3] with B >= 1",
+                keypoints.len(),
+                image_sizes.len()
+            )));
+        }
+        if let Some(i) = keypoints.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Input(format!("keypoint value {i} is not finite")));
+        }
+        let xy: Vec<f32> = keypoints.chunks_exact(3).flat_map(|k| [k[0], k[1]]).collect();
+        let conf: Vec<f32> = keypoints.chunks_exact(3).map(|k| k[2].max(0.0)).collect();
+        let focal: Vec<f32> = cameras.iter().flat_map(|c| [c.fx, c.fy]).collect();
+        let principal: Vec<f32> = cameras.iter().flat_map(|c| [c.cx, c.cy]).collect();
+        let res: Vec<f32> = image_sizes
+            .iter()
+            .map(|&(w, h)| {
+                let m = w.max(h).max(1) as f32;
+                (1000.0 / m).powi(2)
+            })
+            .collect();
+        let t = |v: Vec<f32>, s: &[usize]| -> Result<Tensor> { Ok(Tensor::from_vec(v, s, device)?.to_dtype(dtype)?) };
+        Ok(Self {
+            keypoints: t(xy, &[b, NUM_BODY25, 2])?,
+            conf: t(conf, &[b, NUM_BODY25])?,
+            focal: t(focal, &[b, 2])?,
+            principal: t(principal, &[b, 2])?,
+            res_weight: t(res, &[b, 1])?,
+        })
+    }
+
+    pub fn batch(&self) -> usize {
+        self.conf.dims()[0]
+    }
+}
+
+/// Geman-McClure robust error per element: `sigma^2 r^2 / (sigma^2 + r^2)`
+/// (SMPLify / ScoreHMR `gmof`).
+pub fn gmof(r: &Tensor, sigma: f64) -> Result<Tensor> {
+    let r2 = r.sqr()?;
+    let s2 = sigma * sigma;
+    Ok(((&r2 * s2)? / (r2 + s2)?)?)
+}
+
+/// Per-sample keypoint loss `[B]` of projected keypoints `[B, 25, 2]`:
+/// `sum_j sum_xy res_w * conf_j^2 * gmof(proj - kp)` (unweighted by `W_KP2D`).
+pub fn keypoint_loss(projected: &Tensor, obs: &KeypointObs) -> Result<Tensor> {
+    let r = (projected - &obs.keypoints)?;
+    let per = gmof(&r, GMOF_SIGMA)?.sum(2)?; // [B, 25]
+    let w = obs.conf.sqr()?.broadcast_mul(&obs.res_weight)?; // [B, 25]
+    Ok((per * w)?.sum(1)?)
+}
+
+/// Per-sample keypoint loss of poses `x0` `[B, 144]` (6D), shapes `betas` `[B, S]` and camera
+/// translations `cam_t` `[B, 3]` (the body at the origin, the camera looking down +z).
+pub fn keypoint_loss_body(body: &DiffBody, x0: &Tensor, betas: &Tensor, cam_t: &Tensor, obs: &KeypointObs) -> Result<Tensor> {
+    let zero = cam_t.zeros_like()?;
+    let out = body.forward_joints_6d(betas, x0, &zero)?;
+    let proj = project_t(&out.keypoints, cam_t, &obs.focal, &obs.principal)?;
+    keypoint_loss(&proj, obs)
+}
+
+/// Per-sample multi-view consistency `[P*V]` of poses `x0` `[P*V, 144]` grouped as P people
+/// seen in V views each (view-major within a person): `300^2 ||x_body - mean_views x_body||^2`
+/// over the 23 body joints' 6D (the global orientation differs per view and is excluded).
+pub fn multiview_loss(x0: &Tensor, views: usize) -> Result<Tensor> {
+    let n = x0.dim(0)?;
+    if views == 0 || n % views != 0 || x0.dims() != [n, 144] {
+        return Err(Error::Input(format!("multiview_loss: x0 {:?} is not [P*{views}, 144]", x0.dims())));
+    }
+    let body = x0.narrow(1, 6, 138)?.reshape((n / views, views, 138))?;
+    let mean = body.mean_keepdim(1)?;
+    let d = body.broadcast_sub(&mean)?.sqr()?.sum(2)?; // [P, V]
+    Ok((d * MULTIVIEW_SCALE)?.reshape(n)?)
+}
+
+/// Per-frame temporal smoothness `[P*T]` of poses `x0` `[P*T, 144]` grouped as P tracks of T
+/// frames: frame n > 0 of a track carries `||x_n - x_{n-1}||^2` over the full 144-D pose,
+/// frame 0 carries 0 (ScoreHMR smoothness_loss).
+pub fn smoothness_loss(x0: &Tensor, frames: usize) -> Result<Tensor> {
+    let n = x0.dim(0)?;
+    if frames == 0 || n % frames != 0 || x0.dims() != [n, 144] {
+        return Err(Error::Input(format!("smoothness_loss: x0 {:?} is not [P*{frames}, 144]", x0.dims())));
+    }
+    let p = n / frames;
+    if frames == 1 {
+        return Ok(Tensor::zeros(n, x0.dtype(), x0.device())?);
+    }
+    let tr = x0.reshape((p, frames, 144))?;
+    let d = (tr.narrow(1, 1, frames - 1)? - tr.narrow(1, 0, frames - 1)?)?.sqr()?.sum(2)?; // [P, T-1]
+    let zero = Tensor::zeros((p, 1), x0.dtype(), x0.device())?;
+    Ok(Tensor::cat(&[&zero, &d], 1)?.reshape(n)?)
+}
