@@ -7,6 +7,7 @@
 //! - [`render`]: a small software rasteriser for pictures of the body (model cards, overlays).
 
 pub mod body;
+pub mod diffusion;
 pub mod error;
 pub mod geom;
 pub mod guide;
