@@ -147,3 +147,179 @@ pub fn smoothness_loss(x0: &Tensor, frames: usize) -> Result<Tensor> {
     let zero = Tensor::zeros((p, 1), x0.dtype(), x0.device())?;
     Ok(Tensor::cat(&[&zero, &d], 1)?.reshape(n)?)
 }
+
+/// Per-sample losses of one guided step.
+pub struct GuidanceLoss {
+    /// `[B]`: the weighted loss whose gradient steers sampling.
+    pub weighted: Tensor,
+    /// `[B]`: what early stopping watches (ScoreHMR: the unweighted keypoint loss).
+    pub monitored: Tensor,
+}
+
+/// A task loss that steers ScoreHMR's guided DDIM sampling.
+///
+/// At every guided step the sampler calls [`Guidance::loss`] on the predicted clean pose
+/// `x0` (a tensor that requires gradients), back-propagates the sum of the per-sample losses
+/// of the samples still being guided, takes the gradient w.r.t. `x0`, and hands the gradient
+/// store to [`Guidance::update`] so the guidance can step its own variables (the camera).
+pub trait Guidance {
+    /// Losses of the predicted clean poses `x0` `[B, 144]`.
+    fn loss(&mut self, x0: &Tensor) -> Result<GuidanceLoss>;
+    /// Called after each backward pass with its gradients.
+    fn update(&mut self, _grads: &candle_core::backprop::GradStore) -> Result<()> {
+        Ok(())
+    }
+    /// Called once when sample `i` stops early: freeze whatever state belongs to it.
+    fn freeze(&mut self, _i: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Adam on one tensor variable (torch defaults: betas 0.9 / 0.999, eps 1e-8), elementwise, so
+/// each sample of a batched variable is optimised independently.
+pub struct Adam {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    m: Tensor,
+    v: Tensor,
+    t: i32,
+}
+
+impl Adam {
+    pub fn new(like: &Tensor, lr: f64) -> Result<Self> {
+        Ok(Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: like.zeros_like()?,
+            v: like.zeros_like()?,
+            t: 0,
+        })
+    }
+
+    /// One step of `var` along the gradient `g`.
+    pub fn step(&mut self, var: &candle_core::Var, g: &Tensor) -> Result<()> {
+        self.t += 1;
+        self.m = ((&self.m * self.beta1)? + (g * (1.0 - self.beta1))?)?;
+        self.v = ((&self.v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+        let mh = (&self.m / (1.0 - self.beta1.powi(self.t)))?;
+        let vh = (&self.v / (1.0 - self.beta2.powi(self.t)))?;
+        let upd = (mh / (vh.sqrt()? + self.eps)?)?;
+        var.set(&(var.as_tensor() - (upd * self.lr)?)?)?;
+        Ok(())
+    }
+}
+
+/// ScoreHMR keypoint guidance (single frame, or video with temporal smoothness): the weighted
+/// keypoint loss, with the camera translation of every sample optimised jointly by Adam
+/// (lr 1e-2, one step per guided step, on the unweighted keypoint loss), and betas held fixed.
+pub struct KeypointGuidance<'a> {
+    body: &'a DiffBody,
+    betas: Tensor,
+    obs: KeypointObs,
+    cam: candle_core::Var,
+    adam: Adam,
+    /// Keypoint weight (ScoreHMR base.yaml: W_KP2D = 0.003).
+    pub w_kp: f64,
+    /// Temporal smoothness: (frames per track, weight), None for independent frames.
+    pub smooth: Option<(usize, f64)>,
+    frozen: Vec<Option<[f32; 3]>>,
+}
+
+impl<'a> KeypointGuidance<'a> {
+    /// `betas` `[B, S]` (fixed), `obs` for B samples, `cam_init` `[B, 3]` initial camera
+    /// translations (the body at the origin, the camera looking down +z).
+    pub fn new(body: &'a DiffBody, betas: Tensor, obs: KeypointObs, cam_init: &[f32]) -> Result<Self> {
+        let b = obs.batch();
+        if cam_init.len() != b * 3 || betas.dim(0)? != b {
+            return Err(Error::Input(format!(
+                "KeypointGuidance: {} camera values and betas {:?} for {b} samples",
+                cam_init.len(),
+                betas.dims()
+            )));
+        }
+        let dt = obs.conf.dtype();
+        let cam = candle_core::Var::from_tensor(&Tensor::from_slice(cam_init, (b, 3), obs.conf.device())?.to_dtype(dt)?)?;
+        let adam = Adam::new(cam.as_tensor(), 1e-2)?; // ScoreHMR: Adam([cam_t], lr=1e-2)
+        Ok(Self {
+            body,
+            betas: betas.to_dtype(dt)?,
+            obs,
+            adam,
+            cam,
+            w_kp: W_KP2D,
+            smooth: None,
+            frozen: vec![None; b],
+        })
+    }
+
+    /// Adds ScoreHMR's video smoothness over tracks of `frames` consecutive samples.
+    pub fn with_smoothness(mut self, frames: usize, weight: f64) -> Self {
+        self.smooth = Some((frames, weight));
+        self
+    }
+
+    /// Current camera translations `[B, 3]` (frozen values for samples that stopped early).
+    pub fn camera(&self) -> Result<Vec<f32>> {
+        let cur: Vec<f32> = self.cam.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        Ok(cur
+            .chunks_exact(3)
+            .zip(&self.frozen)
+            .flat_map(|(c, f)| f.unwrap_or([c[0], c[1], c[2]]))
+            .collect())
+    }
+
+    /// Unweighted per-sample keypoint loss `[B]` at `x0` and the current camera.
+    pub fn keypoint_loss(&self, x0: &Tensor) -> Result<Tensor> {
+        keypoint_loss_body(self.body, x0, &self.betas, self.cam.as_tensor(), &self.obs)
+    }
+}
+
+impl Guidance for KeypointGuidance<'_> {
+    fn loss(&mut self, x0: &Tensor) -> Result<GuidanceLoss> {
+        let kp = self.keypoint_loss(x0)?;
+        let mut l = (&kp * self.w_kp)?;
+        if let Some((frames, w)) = self.smooth {
+            l = (l + (smoothness_loss(x0, frames)? * w)?)?;
+        }
+        Ok(GuidanceLoss { weighted: l, monitored: kp })
+    }
+
+    fn update(&mut self, grads: &candle_core::backprop::GradStore) -> Result<()> {
+        if let Some(g) = grads.get(self.cam.as_tensor()) {
+            // The camera follows the unweighted keypoint loss (smoothness does not touch it).
+            let g = (g / self.w_kp)?;
+            self.adam.step(&self.cam, &g)?;
+        }
+        Ok(())
+    }
+
+    fn freeze(&mut self, i: usize) -> Result<()> {
+        let c: Vec<f32> = self.cam.as_tensor().get(i)?.to_dtype(DType::F32)?.to_vec1()?;
+        self.frozen[i] = Some([c[0], c[1], c[2]]);
+        Ok(())
+    }
+}
+
+/// ScoreHMR multi-view guidance: `W_MULTIVIEW * 300^2 ||x_body - mean||^2` over the views of
+/// each person (no keypoints, no camera).
+pub struct MultiviewGuidance {
+    pub views: usize,
+    pub weight: f64,
+}
+
+impl MultiviewGuidance {
+    pub fn new(views: usize) -> Self {
+        Self { views, weight: W_MULTIVIEW }
+    }
+}
+
+impl Guidance for MultiviewGuidance {
+    fn loss(&mut self, x0: &Tensor) -> Result<GuidanceLoss> {
+        let l = multiview_loss(x0, self.views)?;
+        Ok(GuidanceLoss { weighted: (&l * self.weight)?, monitored: l })
+    }
+}

@@ -25,6 +25,7 @@
 //! let x_t = sched.ddim_step(&x0, &eps, &tn)?;                                  // [B, P]
 //! ```
 
+pub mod ddim;
 pub mod denoiser;
 pub mod rng;
 pub mod schedule;
