@@ -228,3 +228,28 @@ fn video_guidance_smooths_a_jittered_track_and_keeps_reprojection() {
     assert!(acc_after < 0.5 * acc_before, "{acc_before} -> {acc_after}");
     assert!(rp < 6.0, "reprojection {rp} px");
 }
+
+#[test]
+fn conditioned_denoiser_equals_the_plain_forward() {
+    let dev = Device::Cpu;
+    for null in [NullCond::Learned, NullCond::Zero] {
+        let cfg = DenoiserConfig { pose_dim: 144, cond_dim: 96, hidden: 128, blocks: 3, null_cond: null };
+        let (den, _vm) = Denoiser::init(&cfg, 3, DType::F32, &dev).unwrap();
+        let b = 5;
+        let mut r = Rng(13);
+        let x = Tensor::from_vec((0..b * 144).map(|_| r.f()).collect::<Vec<_>>(), (b, 144), &dev).unwrap();
+        // Standardised-feature-like condition with an offset, to exercise the mean term.
+        let c = Tensor::from_vec((0..b * 96).map(|_| 0.3 + r.f() * 1.5).collect::<Vec<_>>(), (b, 96), &dev).unwrap();
+        for cond in [Some(&c), None] {
+            let net = den.condition(cond, b).unwrap();
+            for t in [0u32, 2, 48, 50, 100, 999] {
+                let tt = Tensor::full(t, b, &dev).unwrap();
+                let a = vec(&den.forward(&x, &tt, cond).unwrap());
+                let f = vec(&net.forward(&x, t).unwrap());
+                let d = a.iter().zip(&f).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(d < 2e-5 * (1.0 + scale), "{null:?} cond {} t {t}: {d}", cond.is_some());
+            }
+        }
+    }
+}

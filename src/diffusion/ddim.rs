@@ -10,6 +10,7 @@
 
 use candle_core::{DType, Tensor, Var};
 
+use super::fast::ConditionedDenoiser;
 use super::{timestep_full, Denoiser, Schedule};
 use crate::error::{Error, Result};
 use crate::guide::Guidance;
@@ -72,22 +73,20 @@ pub struct RefineOutput {
     pub grads: usize,
 }
 
-/// One network evaluation at timestep `t` for the whole batch.
-fn eps_at(den: &Denoiser, x_t: &Tensor, t: u32, cond: Option<&Tensor>) -> Result<Tensor> {
-    let tt = timestep_full(t, x_t.dim(0)?, x_t.device())?;
-    den.forward(x_t, &tt, cond)
-}
-
 /// Deterministic DDIM inversion of `x` `[B, P]` from t = `from` up to t = `to` in steps of
 /// `step` (ScoreHMR Eq. 7): `x_{t'} = sqrt(abar_t') x0_hat + sqrt(1 - abar_t') eps`.
 pub fn ddim_invert(den: &Denoiser, sched: &Schedule, x: &Tensor, cond: Option<&Tensor>, from: u32, to: u32, step: u32) -> Result<Tensor> {
+    invert(&den.condition(cond, x.dim(0)?)?, sched, x, from, to, step)
+}
+
+fn invert(net: &ConditionedDenoiser, sched: &Schedule, x: &Tensor, from: u32, to: u32, step: u32) -> Result<Tensor> {
     let b = x.dim(0)?;
     let dev = x.device();
     let mut x_t = x.clone();
     let mut t = from;
     while t < to {
         let tn = (t + step).min(to);
-        let eps = eps_at(den, &x_t, t, cond)?;
+        let eps = net.forward(&x_t, t)?;
         let x0 = sched.x0_from_eps(&x_t, &timestep_full(t, b, dev)?, &eps)?;
         x_t = sched.ddim_step(&x0, &eps, &timestep_full(tn, b, dev)?)?;
         t = tn;
@@ -102,12 +101,13 @@ pub fn ddim_sample(den: &Denoiser, sched: &Schedule, x_t: &Tensor, cond: Option<
         return Err(Error::Input(format!("ddim_sample: from {from} / step {step}")));
     }
     let b = x_t.dim(0)?;
+    let net = den.condition(cond, b)?;
     let dev = x_t.device();
     let mut x = x_t.clone();
     let mut t = from;
     loop {
         let tn = t.saturating_sub(step);
-        let eps = eps_at(den, &x, t, cond)?;
+        let eps = net.forward(&x, t)?;
         let x0 = sched.x0_from_eps(&x, &timestep_full(t, b, dev)?, &eps)?;
         if t == 0 || tn == t {
             return Ok(x0);
@@ -143,13 +143,15 @@ pub fn refine(
     let mut cached: Vec<Option<Tensor>> = vec![None; b];
     let mut last_loss = vec![f64::NAN; b];
     let mut gstep = 0usize;
+    // The condition's share of the network is computed once for all 500 evaluations.
+    let net = den.condition(cond, b)?;
     for _ in 0..cfg.iters {
-        x_t = ddim_invert(den, sched, &x_t, cond, 0, cfg.tau, cfg.step)?;
+        x_t = invert(&net, sched, &x_t, 0, cfg.tau, cfg.step)?;
         let mut t = cfg.tau;
         while t > 0 {
             let tn = t - cfg.step;
             let tt = timestep_full(t, b, &dev)?;
-            let eps = eps_at(den, &x_t, t, cond)?;
+            let eps = net.forward(&x_t, t)?;
             let x0 = sched.x0_from_eps(&x_t, &tt, &eps)?;
             // Task loss on x0_hat, eps held constant.
             let x0v = Var::from_tensor(&x0)?;

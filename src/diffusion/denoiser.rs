@@ -238,11 +238,11 @@ impl DenoiserConfig {
 
 /// `nn.LayerNorm(dim)` from ordinary candle ops (differentiable everywhere).
 #[derive(Clone, Debug)]
-struct LayerNorm {
+pub(super) struct LayerNorm {
     /// `[dim]`
-    weight: Tensor,
+    pub(super) weight: Tensor,
     /// `[dim]`
-    bias: Tensor,
+    pub(super) bias: Tensor,
 }
 
 impl LayerNorm {
@@ -255,7 +255,7 @@ impl LayerNorm {
 
     /// `x`: `[B, dim]` -> `[B, dim]`: (x - mean) / sqrt(var + eps) * weight + bias, biased
     /// variance over the last dim.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mean = x.mean_keepdim(D::Minus1)?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -273,24 +273,24 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 
 /// One `ResMLPBlock` (model_blocks.py L45-74).
 #[derive(Clone, Debug)]
-struct ResMlpBlock {
+pub(super) struct ResMlpBlock {
     /// `mlp.1`: Linear(4P -> 2P) after SiLU.
-    film: Linear,
-    layer_norm1: LayerNorm,
-    linear_layer1: Linear,
-    layer_norm2: LayerNorm,
-    linear_layer2: Linear,
+    pub(super) film: Linear,
+    pub(super) layer_norm1: LayerNorm,
+    pub(super) linear_layer1: Linear,
+    pub(super) layer_norm2: LayerNorm,
+    pub(super) linear_layer2: Linear,
 }
 
 /// The ScoreHMR denoiser network. Cheap to clone (tensors are reference-counted).
 #[derive(Clone, Debug)]
 pub struct Denoiser {
     config: DenoiserConfig,
-    time_mlp1: Linear,
-    time_mlp3: Linear,
-    init_mlp: Linear,
-    blocks: Vec<ResMlpBlock>,
-    final_mlp: Linear,
+    pub(super) time_mlp1: Linear,
+    pub(super) time_mlp3: Linear,
+    pub(super) init_mlp: Linear,
+    pub(super) blocks: Vec<ResMlpBlock>,
+    pub(super) final_mlp: Linear,
     /// `[C]` for `NullCond::Learned`.
     null_cond: Option<Tensor>,
     dtype: DType,
@@ -584,7 +584,7 @@ impl Denoiser {
     }
 
     /// `cond` as `[B, C]` (broadcasting a shared `[1, C]` or `[C]`).
-    fn check_cond(&self, c: &Tensor, b: usize) -> Result<Tensor> {
+    pub(super) fn check_cond(&self, c: &Tensor, b: usize) -> Result<Tensor> {
         let cd = self.config.cond_dim;
         if c.dtype() != self.dtype {
             return Err(Error::Input(format!(
@@ -604,7 +604,7 @@ impl Denoiser {
     }
 
     /// The null condition for a batch of `b`: `[B, C]`.
-    fn null_batch(&self, b: usize) -> Result<Tensor> {
+    pub(super) fn null_batch(&self, b: usize) -> Result<Tensor> {
         let cd = self.config.cond_dim;
         match self.config.null_cond {
             NullCond::None => Err(Error::Input(

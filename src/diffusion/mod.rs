@@ -27,6 +27,7 @@
 
 pub mod ddim;
 pub mod denoiser;
+pub mod fast;
 pub mod rng;
 pub mod schedule;
 pub mod train;
