@@ -77,7 +77,7 @@ fn zero_prior_inversion_and_sampling_are_inverse() {
     let sched = Schedule::scorehmr();
     let x = Tensor::from_vec(to6d(&pose(0.3)), (1, 144), &Device::Cpu).unwrap();
     let xt = ddim_invert(&den, &sched, &x, None, 0, 50, 2).unwrap();
-    let back = ddim_sample(&den, &sched, &xt, None, 50, 2).unwrap();
+    let back = ddim_sample(&den, &sched, &xt, None, 50, 2, None).unwrap();
     let d = vec(&(back - &x).unwrap()).iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(d < 1e-4, "round trip error {d}");
 }
@@ -252,4 +252,94 @@ fn conditioned_denoiser_equals_the_plain_forward() {
             }
         }
     }
+}
+
+/// Sample 0's loss never changes (it stops at the 2nd guided step and its cached pose is
+/// returned); sample 1's loss is a quadratic pulling it to a target (it keeps being guided).
+struct Controlled {
+    target: Tensor,
+}
+
+impl rigfit::guide::Guidance for Controlled {
+    fn loss(&mut self, x0: &Tensor) -> rigfit::Result<rigfit::guide::GuidanceLoss> {
+        let d = x0.broadcast_sub(&self.target).unwrap().sqr().unwrap().sum(1).unwrap(); // [2]
+        let w = Tensor::new(&[0f32, 50.0], x0.device()).unwrap();
+        let c = Tensor::new(&[5f32, 0.0], x0.device()).unwrap();
+        let l = ((d * w).unwrap() + c).unwrap();
+        Ok(rigfit::guide::GuidanceLoss { weighted: l.clone(), monitored: (l * 1000.0).unwrap() })
+    }
+}
+
+#[test]
+fn early_stopping_caches_converged_samples() {
+    let dev = Device::Cpu;
+    let start: Vec<f32> = [to6d(&pose(0.2)), to6d(&pose(1.0))].concat();
+    let target = Tensor::from_vec(to6d(&pose(0.6)), (1, 144), &dev).unwrap();
+    let x = Tensor::from_vec(start.clone(), (2, 144), &dev).unwrap();
+    let mut g = Controlled { target: target.clone() };
+    let out = refine(&zero_prior(), &Schedule::scorehmr(), &x, None, &mut g, &RefineConfig::keypoints(), None).unwrap();
+    assert_eq!(out.stopped_at[0], Some(1), "{:?}", out.stopped_at);
+    assert!(out.stopped_at[1].map_or(true, |s| s > 20), "{:?}", out.stopped_at);
+    let y = vec(&out.x0);
+    let d0 = y[..144].iter().zip(&start[..144]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(d0 < 1e-4, "the cached sample moved by {d0}");
+    let t = vec(&target);
+    let before: f32 = start[144..].iter().zip(&t).map(|(a, b)| (a - b).powi(2)).sum();
+    let after: f32 = y[144..].iter().zip(&t).map(|(a, b)| (a - b).powi(2)).sum();
+    eprintln!("stopped at {:?}; sample 1: {before:.4} -> {after:.6}", out.stopped_at);
+    assert!(after < 0.1 * before, "sample 1 was not guided: {before} -> {after}");
+
+    // Without early stopping, nothing is cached.
+    let mut cfg = RefineConfig::keypoints();
+    cfg.early_stop = None;
+    let out = refine(&zero_prior(), &Schedule::scorehmr(), &x, None, &mut g, &cfg, None).unwrap();
+    assert_eq!(out.stopped_at, vec![None, None]);
+}
+
+#[test]
+fn ddim_sampling_from_noise_reaches_the_data_of_a_trained_prior() {
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+    use rigfit::diffusion::{training_loss, Rng as DRng};
+    let dev = Device::Cpu;
+    let sched = Schedule::scorehmr();
+    let cfg = DenoiserConfig { pose_dim: 4, cond_dim: 0, hidden: 64, blocks: 2, null_cond: NullCond::None };
+    let (den, vm) = Denoiser::init(&cfg, 5, DType::F32, &dev).unwrap();
+    let mut rng = DRng::new(17);
+    // Data: two tight blobs at +-(0.7, 0.7, 0.35, -0.35) (inside [-1, 1], as 6D entries).
+    let centre = [0.7f32, 0.7, 0.35, -0.35];
+    let mut blobs = |n: usize| -> Tensor {
+        let mut v = Vec::with_capacity(n * 4);
+        for _ in 0..n {
+            let s = if rng.uniform() < 0.5 { 1.0 } else { -1.0 };
+            for c in centre {
+                v.push(s * c + 0.05 * rng.normal() as f32);
+            }
+        }
+        Tensor::from_vec(v, (n, 4), &dev).unwrap()
+    };
+    let mut trng = DRng::new(23);
+    let params = ParamsAdamW { lr: 3e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 };
+    const STEPS: usize = 4000;
+    let mut opt = AdamW::new(vm.all_vars(), params).unwrap();
+    for _ in 0..STEPS {
+        let x0 = blobs(256);
+        let t = trng.timesteps(256, 1000, &dev).unwrap();
+        let noise = trng.normal_tensor(&[256, 4], DType::F32, &dev).unwrap();
+        opt.backward_step(&training_loss(&den, &sched, &x0, None, &t, &noise).unwrap()).unwrap();
+    }
+    let n = 200;
+    let x_t = DRng::new(99).normal_tensor(&[n, 4], DType::F32, &dev).unwrap();
+    let s = vec(&rigfit::diffusion::ddim::ddim_sample(&den, &sched, &x_t, None, 999, 20, Some(1.0)).unwrap());
+    let (mut pos, mut dist) = (0usize, 0f32);
+    for p in s.chunks_exact(4) {
+        let dp: f32 = p.iter().zip(centre).map(|(a, c)| (a - c).powi(2)).sum::<f32>().sqrt();
+        let dm: f32 = p.iter().zip(centre).map(|(a, c)| (a + c).powi(2)).sum::<f32>().sqrt();
+        pos += (dp < dm) as usize;
+        dist += dp.min(dm);
+    }
+    let mean = dist / n as f32;
+    eprintln!("DDIM samples: mean distance to the nearest blob {mean:.3}, {pos}/{n} at the positive blob");
+    // Noise itself is ~1.4 from the nearest blob; samples must land on the blobs, both of them.
+    assert!(mean < 0.4, "mean distance {mean} (noise is ~1.4 away)");
+    assert!(pos > n / 5 && pos < 4 * n / 5, "mode collapse: {pos}/{n}");
 }

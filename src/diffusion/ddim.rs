@@ -96,7 +96,20 @@ fn invert(net: &ConditionedDenoiser, sched: &Schedule, x: &Tensor, from: u32, to
 
 /// Deterministic DDIM sampling (eta = 0) of `x_t` `[B, P]` from t = `from` down to 0 in steps
 /// of `step`; returns the x0 estimate of the last step (from t = min(step, from) to 0).
-pub fn ddim_sample(den: &Denoiser, sched: &Schedule, x_t: &Tensor, cond: Option<&Tensor>, from: u32, step: u32) -> Result<Tensor> {
+///
+/// `clip`: clamp each x0 estimate to `[-clip, clip]` and re-derive eps from it, as ScoreHMR's
+/// unguided `ddim_vanilla` (lucidrains `model_predictions(clip_x_start=True,
+/// rederive_pred_noise=True)`) does with 1.0: every entry of a 6D rotation lies in [-1, 1].
+/// Needed when sampling from pure noise (1/sqrt(abar_999) is ~2e4); None for no clipping.
+pub fn ddim_sample(
+    den: &Denoiser,
+    sched: &Schedule,
+    x_t: &Tensor,
+    cond: Option<&Tensor>,
+    from: u32,
+    step: u32,
+    clip: Option<f32>,
+) -> Result<Tensor> {
     if step == 0 || from as usize >= sched.num_timesteps() {
         return Err(Error::Input(format!("ddim_sample: from {from} / step {step}")));
     }
@@ -107,15 +120,17 @@ pub fn ddim_sample(den: &Denoiser, sched: &Schedule, x_t: &Tensor, cond: Option<
     let mut t = from;
     loop {
         let tn = t.saturating_sub(step);
-        let eps = net.forward(&x, t)?;
-        let x0 = sched.x0_from_eps(&x, &timestep_full(t, b, dev)?, &eps)?;
-        if t == 0 || tn == t {
+        let tt = timestep_full(t, b, dev)?;
+        let mut eps = net.forward(&x, t)?;
+        let mut x0 = sched.x0_from_eps(&x, &tt, &eps)?;
+        if let Some(c) = clip {
+            x0 = x0.clamp(-c, c)?;
+            eps = sched.eps_from_x0(&x, &tt, &x0)?;
+        }
+        if t == 0 || tn == 0 {
             return Ok(x0);
         }
         x = sched.ddim_step(&x0, &eps, &timestep_full(tn, b, dev)?)?;
-        if tn == 0 {
-            return Ok(x0);
-        }
         t = tn;
     }
 }

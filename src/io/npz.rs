@@ -317,6 +317,15 @@ pub fn write_npz(path: &Path, arrays: &BTreeMap<String, WriteArray>) -> Result<(
 mod tests {
     use super::*;
 
+    /// `buf` with the first occurrence of `from` replaced by `to` (same length).
+    fn replace_bytes(buf: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let i = buf.windows(from.len()).position(|w| w == from).expect("pattern present");
+        let mut out = buf.to_vec();
+        out[i..i + to.len()].copy_from_slice(to);
+        out
+    }
+
     #[test]
     fn npy_round_trip_and_fortran_order() {
         let d = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
@@ -327,17 +336,14 @@ mod tests {
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         // The same bytes declared Fortran-order: memory [1..6] is column-major [[1,3,5],[2,4,6]].
-        let s = String::from_utf8_lossy(&bytes).replace("'fortran_order': False", "'fortran_order': True ");
-        let a = parse_npy(s.as_bytes()).unwrap();
+        let a = parse_npy(&replace_bytes(&bytes, b"'fortran_order': False", b"'fortran_order': True ")).unwrap();
         assert_eq!(a.data, vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
     }
 
     #[test]
     fn rejects_strings() {
-        let mut bytes = encode_npy(&WriteArray::I64(vec![1], vec![1]));
-        let s = String::from_utf8_lossy(&bytes).replace("'<i8'", "'<U3'");
-        bytes = s.into_bytes();
-        let e = parse_npy(&bytes).unwrap_err();
+        let bytes = encode_npy(&WriteArray::I64(vec![1], vec![1]));
+        let e = parse_npy(&replace_bytes(&bytes, b"'<i8'", b"'<U3'")).unwrap_err();
         assert!(e.contains("not numeric") || e.contains("not supported"), "{e}");
     }
 }
