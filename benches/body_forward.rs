@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use rigfit::body::{diff::DiffBody, BodyModel, BodyOutput};
+use rigfit::geom::rot::axis_angle_to_matrix;
 
 struct Rng(u64);
 impl Rng {
@@ -23,23 +24,11 @@ impl Rng {
     }
 }
 
-fn rodrigues(r: [f32; 3]) -> [f32; 9] {
-    let a = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt().max(1e-12);
-    let (x, y, z) = (r[0] / a, r[1] / a, r[2] / a);
-    let (s, c) = a.sin_cos();
-    let t = 1.0 - c;
-    [
-        c + x * x * t, x * y * t - z * s, x * z * t + y * s,
-        y * x * t + z * s, c + y * y * t, y * z * t - x * s,
-        z * x * t - y * s, z * y * t + x * s, c + z * z * t,
-    ]
-}
-
 fn inputs(b: usize, s: usize, rng: &mut Rng) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let betas = (0..b * s).map(|_| rng.next()).collect();
     let mut rot = Vec::with_capacity(b * 24 * 9);
     for _ in 0..b * 24 {
-        rot.extend_from_slice(&rodrigues([rng.next() * 0.5, rng.next() * 0.5, rng.next() * 0.5]));
+        rot.extend_from_slice(&axis_angle_to_matrix(&[rng.next() * 0.5, rng.next() * 0.5, rng.next() * 0.5]));
     }
     let transl = (0..b * 3).map(|_| rng.next()).collect();
     (betas, rot, transl)

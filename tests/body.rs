@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor, Var};
 use rigfit::body::{diff::DiffBody, BodyArrays, BodyModel, BodyOutput, SMPL_PARENTS};
+use rigfit::geom::rot::axis_angle_to_matrix as rodrigues;
 use rigfit::io::npz::{write_npz, WriteArray};
 use rigfit::Error;
 
@@ -19,18 +20,6 @@ impl Rng {
     fn u(&mut self, n: usize) -> usize {
         ((self.f() + 1.0) * 0.5 * n as f32) as usize % n
     }
-}
-
-fn rodrigues(r: [f64; 3]) -> [f64; 9] {
-    let a = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt().max(1e-12);
-    let (x, y, z) = (r[0] / a, r[1] / a, r[2] / a);
-    let (s, c) = a.sin_cos();
-    let t = 1.0 - c;
-    [
-        c + x * x * t, x * y * t - z * s, x * z * t + y * s,
-        y * x * t + z * s, c + y * y * t, y * z * t - x * s,
-        z * x * t - y * s, z * y * t + x * s, c + z * z * t,
-    ]
 }
 
 /// A random model with `v` vertices, dense pose correctives and 1-3 weights per vertex.
@@ -75,7 +64,7 @@ fn random_inputs(b: usize, s: usize, r: &mut Rng) -> (Vec<f32>, Vec<f32>, Vec<f3
     let betas = (0..b * s).map(|_| r.f() * 2.0).collect();
     let mut rot = Vec::new();
     for _ in 0..b * 24 {
-        let m = rodrigues([r.f() as f64, r.f() as f64, r.f() as f64]);
+        let m = rodrigues(&[r.f() as f64, r.f() as f64, r.f() as f64]);
         rot.extend(m.iter().map(|&x| x as f32));
     }
     let transl = (0..b * 3).map(|_| r.f()).collect();
@@ -172,7 +161,7 @@ fn candle_gradients_match_finite_differences() {
     // 6D inputs: the first two columns of random rotations, perturbed off-orthogonal.
     let mut x6: Vec<f64> = Vec::new();
     for _ in 0..b * 24 {
-        let rm = rodrigues([r.f() as f64, r.f() as f64, r.f() as f64]);
+        let rm = rodrigues(&[r.f() as f64, r.f() as f64, r.f() as f64]);
         let c = [rm[0], rm[3], rm[6], rm[1], rm[4], rm[7]];
         x6.extend(c.iter().map(|&x| x + 0.05 * r.f() as f64));
     }
