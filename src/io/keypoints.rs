@@ -1,0 +1,1 @@
+//! 2D keypoint file formats (in progress).
