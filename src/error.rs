@@ -40,6 +40,9 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("image error: {0}")]
     Image(String),
+    /// A long operation was cancelled by its progress callback (the user pressed Esc).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

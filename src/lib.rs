@@ -9,14 +9,20 @@
 //!   score-guided refinement ([`diffusion::ddim::refine`]).
 //! - [`guide`]: the guidance terms (keypoints with the camera, multi-view, video smoothness).
 //! - [`io`]: file formats (NumPy archives; keypoint formats and mocap to come).
+//! - [`motion`]: [`motion::Motion`], the fitted animation (shape, per-frame rotations and
+//!   translations, cameras) that exporters, plugins and overlays consume.
 //! - [`render`]: a small software rasteriser for pictures of the body (model cards, overlays).
 
 pub mod body;
 pub mod diffusion;
 pub mod error;
+pub mod export;
+pub mod fit;
 pub mod geom;
 pub mod guide;
 pub mod io;
+pub mod learn;
+pub mod motion;
 pub mod render;
 
 pub use error::{Error, Result};

@@ -1,0 +1,4 @@
+//! Learning the prior: synthetic samples from mocap, training, and (later) the scorer,
+//! preference optimisation and reward fine-tuning.
+
+pub mod synth;
