@@ -323,3 +323,89 @@ impl Guidance for MultiviewGuidance {
         Ok(GuidanceLoss { weighted: (&l * self.weight)?, monitored: l })
     }
 }
+
+/// Keypoint guidance over several calibrated views of the same body: the pose `x0` lives in
+/// the OpenCV frame of a reference camera (its global orientation relative to that camera); view
+/// v sees the point `p` of the reference frame at `R_v p + t_v`. One body translation per sample
+/// (in the reference frame) is optimised by Adam (lr 1e-2, as ScoreHMR's camera) on the summed
+/// unweighted keypoint loss of all views; each view's loss is ScoreHMR's (GMoF, conf^2,
+/// resolution weight) and the guidance is `W_KP2D` times the sum. Betas are held fixed.
+pub struct CalibratedViewsGuidance<'a> {
+    body: &'a DiffBody,
+    betas: Tensor,
+    /// Per view: observations of all B samples, and the reference-to-view rotation `[1, 3, 3]`
+    /// and translation `[B, 3]`.
+    views: Vec<(KeypointObs, Tensor, Tensor)>,
+    transl: candle_core::Var,
+    adam: Adam,
+    pub w_kp: f64,
+    frozen: Vec<Option<[f32; 3]>>,
+}
+
+impl<'a> CalibratedViewsGuidance<'a> {
+    /// `views`: per view the observations `[B]` and the reference-to-view transform (R row-major,
+    /// t). `transl_init` `[B, 3]`: the body's translation in the reference camera frame.
+    pub fn new(body: &'a DiffBody, betas: Tensor, views: Vec<(KeypointObs, [f32; 9], [f32; 3])>, transl_init: &[f32]) -> Result<Self> {
+        let b = betas.dim(0)?;
+        if views.is_empty() || transl_init.len() != 3 * b || views.iter().any(|(o, _, _)| o.batch() != b) {
+            return Err(Error::Input(format!("CalibratedViewsGuidance: {} views, {} translation values for {b} samples", views.len(), transl_init.len())));
+        }
+        let (dev, dt) = (betas.device().clone(), views[0].0.conf.dtype());
+        let views = views
+            .into_iter()
+            .map(|(o, r, t)| {
+                let rt = Tensor::from_slice(&r, (3, 3), &dev)?.to_dtype(dt)?.t()?.unsqueeze(0)?; // [1, 3, 3] = R^T
+                let tt = Tensor::from_slice(&t, (1, 3), &dev)?.to_dtype(dt)?.broadcast_as((b, 3))?.contiguous()?;
+                Ok((o, rt, tt))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let transl = candle_core::Var::from_tensor(&Tensor::from_slice(transl_init, (b, 3), &dev)?.to_dtype(dt)?)?;
+        let adam = Adam::new(transl.as_tensor(), 1e-2)?;
+        Ok(Self { body, betas: betas.to_dtype(dt)?, views, transl, adam, w_kp: W_KP2D, frozen: vec![None; b] })
+    }
+
+    /// Body translations in the reference frame `[B, 3]` (frozen values for stopped samples).
+    pub fn translation(&self) -> Result<Vec<f32>> {
+        let cur: Vec<f32> = self.transl.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        Ok(cur.chunks_exact(3).zip(&self.frozen).flat_map(|(c, f)| f.unwrap_or([c[0], c[1], c[2]])).collect())
+    }
+
+    /// Summed unweighted keypoint loss over the views `[B]`.
+    pub fn keypoint_loss(&self, x0: &Tensor) -> Result<Tensor> {
+        let zero = self.transl.as_tensor().zeros_like()?;
+        let kp = self.body.forward_joints_6d(&self.betas, x0, &zero)?.keypoints; // [B, 25, 3]
+        let p = kp.broadcast_add(&self.transl.as_tensor().unsqueeze(1)?)?;
+        let b = p.dim(0)?;
+        let mut total: Option<Tensor> = None;
+        for (obs, rt, t) in &self.views {
+            let q = p.broadcast_matmul(&rt.broadcast_as((b, 3, 3))?)?; // rows p R^T = (R p)^T
+            let l = keypoint_loss(&project_t(&q, t, &obs.focal, &obs.principal)?, obs)?;
+            total = Some(match total {
+                None => l,
+                Some(s) => (s + l)?,
+            });
+        }
+        Ok(total.expect("at least one view"))
+    }
+}
+
+impl Guidance for CalibratedViewsGuidance<'_> {
+    fn loss(&mut self, x0: &Tensor) -> Result<GuidanceLoss> {
+        let kp = self.keypoint_loss(x0)?;
+        Ok(GuidanceLoss { weighted: (&kp * self.w_kp)?, monitored: kp })
+    }
+
+    fn update(&mut self, grads: &candle_core::backprop::GradStore) -> Result<()> {
+        if let Some(g) = grads.get(self.transl.as_tensor()) {
+            let g = (g / self.w_kp)?;
+            self.adam.step(&self.transl, &g)?;
+        }
+        Ok(())
+    }
+
+    fn freeze(&mut self, i: usize) -> Result<()> {
+        let c: Vec<f32> = self.transl.as_tensor().get(i)?.to_dtype(DType::F32)?.to_vec1()?;
+        self.frozen[i] = Some([c[0], c[1], c[2]]);
+        Ok(())
+    }
+}

@@ -137,6 +137,7 @@ pub fn ddim_sample(
 
 /// ScoreHMR's score-guided refinement of the initial poses `x_init` `[B, 144]` under
 /// `guidance` (see the module docs). `cond`: `[B, C]` or None for the null condition.
+/// `progress(step, steps)` after every guided step; returning false cancels ([`Error::Cancelled`]).
 pub fn refine(
     den: &Denoiser,
     sched: &Schedule,
@@ -144,7 +145,7 @@ pub fn refine(
     cond: Option<&Tensor>,
     guidance: &mut dyn Guidance,
     cfg: &RefineConfig,
-    mut progress: Option<&mut dyn FnMut(usize, usize)>,
+    mut progress: Option<&mut dyn FnMut(usize, usize) -> bool>,
 ) -> Result<RefineOutput> {
     cfg.check(sched)?;
     let b = x_init.dim(0)?;
@@ -213,7 +214,9 @@ pub fn refine(
             t = tn;
             gstep += 1;
             if let Some(p) = progress.as_deref_mut() {
-                p(gstep, total_steps);
+                if !p(gstep, total_steps) {
+                    return Err(Error::Cancelled);
+                }
             }
         }
     }

@@ -28,11 +28,13 @@
 pub mod ddim;
 pub mod denoiser;
 pub mod fast;
+pub mod prior;
 pub mod rng;
 pub mod schedule;
 pub mod train;
 
 pub use denoiser::{gelu, sinusoidal_embedding, Denoiser, DenoiserConfig, NullCond};
+pub use prior::{condition_features, Prior, PriorConfig, COND_FEATURES};
 pub use rng::Rng;
 pub use schedule::{timestep_full, timestep_tensor, Coef, Schedule, SCOREHMR_TIMESTEPS};
 pub use train::{training_loss, training_loss_masked, training_loss_per_sample};

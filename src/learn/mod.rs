@@ -2,3 +2,4 @@
 //! preference optimisation and reward fine-tuning.
 
 pub mod synth;
+pub mod train;

@@ -197,12 +197,28 @@ impl<'a> Generator<'a> {
             // Depth from the wanted person height in pixels; the pelvis anywhere in the frame.
             let frac = rng.uniform_in(cfg.person_frac.0 as f64, cfg.person_frac.1 as f64) as f32;
             let z = cam.fy * 1.7 / (frac * h as f32);
-            let (ux, uy) = if rng.uniform() < cfg.p_border as f64 {
-                (rng.uniform_in(-0.05, 1.05), rng.uniform_in(0.0, 1.0))
-            } else {
-                (rng.uniform_in(0.2, 0.8), rng.uniform_in(0.3, 0.7))
+            // The pelvis pixel: uniform over the positions that keep the whole body in the frame
+            // (weak perspective at depth z), or anywhere (partly cut off) with p_border.
+            let (mut lo, mut hi) = ([0.0f32; 2], [0.0f32; 2]);
+            for p in kp.chunks_exact(3) {
+                for a in 0..2 {
+                    lo[a] = lo[a].min(p[a] - joints[a]);
+                    hi[a] = hi[a].max(p[a] - joints[a]);
+                }
+            }
+            let (fx, fy) = (cam.fx / z, cam.fy / z);
+            let range = |lo: f32, hi: f32, size: f32| -> (f64, f64) {
+                let (a, b) = (-lo + 0.02 * size, size - hi - 0.02 * size);
+                if a < b { (a as f64, b as f64) } else { (0.5 * size as f64, 0.5 * size as f64) }
             };
-            let target = cam.unproject(&[ux as f32 * w as f32, uy as f32 * h as f32], z);
+            let (u, v) = if rng.uniform() < cfg.p_border as f64 {
+                (rng.uniform_in(-0.05, 1.05) * w as f64, rng.uniform_in(0.0, 1.0) * h as f64)
+            } else {
+                let (ua, ub) = range(lo[0] * fx, hi[0] * fx, w as f32);
+                let (va, vb) = range(lo[1] * fy, hi[1] * fy, h as f32);
+                (rng.uniform_in(ua, ub), rng.uniform_in(va, vb))
+            };
+            let target = cam.unproject(&[u as f32, v as f32], z);
             let cam_t = [target[0] - joints[0], target[1] - joints[1], target[2] - joints[2]];
             let body25: Vec<f32> = kp.chunks_exact(3).flat_map(|p| [p[0] + cam_t[0], p[1] + cam_t[1], p[2] + cam_t[2]]).collect();
             let joints_cam: Vec<f32> = joints.chunks_exact(3).flat_map(|p| [p[0] + cam_t[0], p[1] + cam_t[1], p[2] + cam_t[2]]).collect();
