@@ -27,6 +27,11 @@ const OPENPOSE_COCO18: [&str; 18] = [
 ];
 const WHOLEBODY_FEET: [&str; 6] =
     ["left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel"];
+/// mmpose configs/_base_/datasets/halpe26.py, keypoints 17-25 (0-16 are COCO-17).
+const HALPE_EXTRA: [&str; 9] = [
+    "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel",
+    "right_heel",
+];
 const MEDIAPIPE33: [&str; 33] = [
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
     "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
@@ -257,6 +262,27 @@ fn mmpose_wholebody_and_image_lists() {
 }
 
 #[test]
+fn mmpose_halpe26_feet() {
+    let seq = keypoints::read(fx("mmpose_halpe26.json"), None, None).unwrap();
+    assert_eq!(seq.source, Format::MmPose);
+    assert_eq!(seq.frames.len(), 1);
+    let p = &seq.frames[0].people[0];
+    assert_eq!(p.track_id, Some(4));
+    for (j, name) in COCO17.iter().chain(HALPE_EXTRA.iter()).enumerate() {
+        match body25_slot(name) {
+            _ if j == 4 => assert_missing(&p.keypoints, slot(name), "score 0"),
+            _ if *name == "neck" => {} // checked below
+            Some(s) => assert_point(&p.keypoints, s, xy(j, 0, 0), 0.7, name),
+            None => {} // head, hip
+        }
+    }
+    // Halpe's own neck and hip are not used: Neck and MidHip stay missing; head has no slot.
+    assert_missing(&p.keypoints, 1, "Neck");
+    assert_missing(&p.keypoints, 8, "MidHip");
+    assert_eq!(p.num_present(), 16 + 6);
+}
+
+#[test]
 fn mediapipe_schema_maps_and_derives_neck_and_midhip() {
     let seq = keypoints::read(fx("mediapipe.json"), None, None).unwrap();
     assert_eq!(seq.source, Format::MediaPipe);
@@ -303,6 +329,7 @@ fn detect_picks_each_format() {
         ("mmpose_demo_video.json", Format::MmPose),
         ("mmpose_wholebody.json", Format::MmPose),
         ("mmpose_image.json", Format::MmPose),
+        ("mmpose_halpe26.json", Format::MmPose),
         ("mediapipe.json", Format::MediaPipe),
         ("mediapipe_nosize.json", Format::MediaPipe),
     ];

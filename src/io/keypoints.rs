@@ -9,13 +9,13 @@
 //! |---|---|---|---|
 //! | `OpenPose` | `--write_json`: one file per frame, `people[].pose_keypoints_2d` | BODY_25 (75 numbers) or COCO_18 (54 numbers) | as written; `0,0,0` = missing |
 //! | `Coco` | COCO keypoint annotations (`images`, `annotations`, `categories`) | COCO-17, plus the 6 COCO-WholeBody `foot_kpts` when present | v=2 -> 1.0, v=1 (occluded) -> [`COCO_OCCLUDED_CONFIDENCE`] = 0.5, v=0 -> 0 |
-//! | `MmPose` | MMPose 1.x predictions (`--save-predictions` / the inferencer's `pred_out_dir`) | COCO-17 (17 points) or COCO-WholeBody (133) | `keypoint_scores` |
+//! | `MmPose` | MMPose 1.x predictions (`--save-predictions` / the inferencer's `pred_out_dir`) | COCO-17 (17 points), Halpe-26 (26: COCO-17 + feet) or COCO-WholeBody (133) | `keypoint_scores` |
 //! | `MediaPipe` | the rigfit MediaPipe Pose schema below | 33 landmarks | `visibility` |
 //!
 //! Derived points. COCO-17 has no Neck and no MidHip: like ScoreHMR's demo (demo_image.py
 //! L113-116, `op[[0,16,15,18,17,5,2,6,3,7,4,12,9,13,10,14,11]] = coco[0..16]`) the COCO and MMPose
-//! readers leave Neck (1), MidHip (8) and, without WholeBody feet, the 6 foot points (19-24) at
-//! confidence 0. OpenPose COCO_18 has its own Neck but no MidHip (left at 0). The MediaPipe reader
+//! readers leave Neck (1), MidHip (8) and, without WholeBody or Halpe feet, the 6 foot points
+//! (19-24) at confidence 0 (Halpe-26's own head, neck and hip points are not used). OpenPose COCO_18 has its own Neck but no MidHip (left at 0). The MediaPipe reader
 //! does derive them: Neck = midpoint of the shoulders and MidHip = midpoint of the hips, each with
 //! the smaller of the two confidences.
 //!
@@ -92,6 +92,12 @@ pub const COCO18_TO_BODY25: [usize; 18] = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12
 /// small toe, left heel, right big toe, right small toe, right heel).
 pub const WHOLEBODY_FOOT_TO_BODY25: [usize; 6] = [19, 20, 21, 22, 23, 24];
 
+/// `(Halpe-26 keypoint, BODY_25 slot)` pairs for the Halpe-26 feet (mmpose
+/// configs/_base_/datasets/halpe26.py: 20 left_big_toe, 21 right_big_toe, 22 left_small_toe,
+/// 23 right_small_toe, 24 left_heel, 25 right_heel). Halpe's head (17), neck (18) and hip (19)
+/// are not used: they are annotated points, not OpenPose's shoulder / hip midpoints.
+pub const HALPE26_FEET_TO_BODY25: [(usize, usize); 6] = [(20, 19), (21, 22), (22, 20), (23, 23), (24, 21), (25, 24)];
+
 /// `(MediaPipe landmark, BODY_25 slot)` pairs of the direct MediaPipe Pose map (Neck and MidHip are
 /// derived, the small toes are missing; see the module docs).
 pub const MEDIAPIPE_TO_BODY25: [(usize, usize); 21] = [
@@ -132,7 +138,7 @@ pub enum Format {
     OpenPose,
     /// COCO keypoint annotations (COCO-17, optional COCO-WholeBody feet).
     Coco,
-    /// MMPose 1.x prediction JSON (COCO-17 or COCO-WholeBody-133).
+    /// MMPose 1.x prediction JSON (COCO-17, Halpe-26 or COCO-WholeBody-133).
     MmPose,
     /// The rigfit MediaPipe Pose schema (33 landmarks, normalised coordinates).
     MediaPipe,
@@ -858,9 +864,9 @@ fn parse_mmpose(doc: &Doc, root: &Value) -> Result<MmPose> {
 fn mmpose_instance(doc: &Doc, inst: &Value, path: &str) -> Result<Person> {
     let o = doc.obj(inst, path)?;
     let kf = key(path, "keypoints");
-    const WHAT: &str = "17 (COCO) or 133 (COCO-WholeBody) [x, y] points";
+    const WHAT: &str = "17 (COCO), 26 (Halpe) or 133 (COCO-WholeBody) [x, y] points";
     let k = doc.list(doc.field(inst, path, "keypoints", WHAT)?, &kf, &format!("a list of {WHAT}"))?;
-    if k.len() != 17 && k.len() != 133 {
+    if k.len() != 17 && k.len() != 26 && k.len() != 133 {
         return Err(doc.err(&kf, format!("{WHAT}, found {}", k.len())));
     }
     let sf = key(path, "keypoint_scores");
@@ -892,6 +898,12 @@ fn mmpose_instance(doc: &Doc, inst: &Value, path: &str) -> Result<Person> {
         // COCO-WholeBody: body 0-16, feet 17-22.
         for (j, &slot) in WHOLEBODY_FOOT_TO_BODY25.iter().enumerate() {
             put(17 + j, slot, &mut person)?;
+        }
+    }
+    if k.len() == 26 {
+        // Halpe-26 (RTMPose body8-halpe26): body 0-16, head/neck/hip 17-19 (unused), feet 20-25.
+        for &(j, slot) in &HALPE26_FEET_TO_BODY25 {
+            put(j, slot, &mut person)?;
         }
     }
     Ok(person)
