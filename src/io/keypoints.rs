@@ -998,3 +998,31 @@ fn mediapipe_landmark(doc: &Doc, lm: &Value, path: &str, w: u32, h: u32) -> Resu
     };
     Ok([x * w as f32, y * h as f32, v.clamp(0.0, 1.0)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_matches_whole_names() {
+        assert!(wildcard("clip_*_keypoints.json", "clip_12_keypoints.json"));
+        assert!(wildcard("*.json", "a.b.json"));
+        assert!(wildcard("f?.json", "f7.json"));
+        assert!(wildcard("*_*_k*", "video_000000000012_keypoints.json"));
+        assert!(!wildcard("f?.json", "f12.json"));
+        assert!(!wildcard("*.json", "notes.txt"));
+        assert!(!wildcard("clip_*_keypoints.json", "clip_12_keypoints.json.bak"));
+        assert!(!wildcard("clip_*", "video_clip_1.json"));
+    }
+
+    #[test]
+    fn from_frames_fills_gaps_and_rejects_duplicates() {
+        let f = |frame| KeypointFrame { frame, people: vec![Person::empty(None)] };
+        let seq = KeypointSequence::from_frames(vec![f(7), f(4)], None, None, Format::OpenPose, "x").unwrap();
+        assert_eq!(seq.frames.iter().map(|k| (k.frame, k.people.len())).collect::<Vec<_>>(), vec![(4, 1), (5, 0), (6, 0), (7, 1)]);
+        assert!(KeypointSequence::from_frames(vec![f(3), f(3)], None, None, Format::OpenPose, "x").is_err());
+        assert!(KeypointSequence::from_frames(vec![f(0), f(MAX_FRAME_SPAN)], None, None, Format::OpenPose, "x").is_err());
+        // An all-missing person is never chosen by track().
+        assert_eq!(seq.track(None).unwrap(), vec![None; 4]);
+    }
+}
