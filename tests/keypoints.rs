@@ -222,6 +222,26 @@ fn coco_annotations_group_by_image_and_map_visibility() {
 }
 
 #[test]
+fn coco_results_list_uses_scores() {
+    let seq = keypoints::read(fx("coco_results.json"), None, None).unwrap();
+    assert_eq!(seq.source, Format::Coco);
+    assert_eq!(seq.image_size, None);
+    // Image ids 40, 42 -> frames 0, 1.
+    assert_eq!(seq.frames.iter().map(|f| f.people.len()).collect::<Vec<_>>(), vec![1, 2]);
+    let p = &seq.frames[0].people[0];
+    assert_eq!(p.track_id, None);
+    for (j, name) in COCO17.iter().enumerate() {
+        if j == 0 {
+            assert_missing(&p.keypoints, slot(name), "score 0");
+        } else {
+            assert_point(&p.keypoints, slot(name), xy(j, 0, 0), 0.8, name);
+        }
+    }
+    let auto = seq.track(None).unwrap();
+    assert_point(auto[1].as_ref().unwrap(), slot("left_wrist"), xy(9, 1, 1), 0.95, "the higher-scoring result");
+}
+
+#[test]
 fn mmpose_demo_video_predictions() {
     let seq = keypoints::read(fx("mmpose_demo_video.json"), None, None).unwrap();
     assert_eq!(seq.source, Format::MmPose);
@@ -326,6 +346,7 @@ fn detect_picks_each_format() {
         ("openpose/clip_9_keypoints.json", Format::OpenPose),
         ("coco18_000000000005_keypoints.json", Format::OpenPose),
         ("coco.json", Format::Coco),
+        ("coco_results.json", Format::Coco),
         ("mmpose_demo_video.json", Format::MmPose),
         ("mmpose_wholebody.json", Format::MmPose),
         ("mmpose_image.json", Format::MmPose),

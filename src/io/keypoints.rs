@@ -8,7 +8,7 @@
 //! | [`Format`] | file | layout | confidence |
 //! |---|---|---|---|
 //! | `OpenPose` | `--write_json`: one file per frame, `people[].pose_keypoints_2d` | BODY_25 (75 numbers) or COCO_18 (54 numbers) | as written; `0,0,0` = missing |
-//! | `Coco` | COCO keypoint annotations (`images`, `annotations`, `categories`) | COCO-17, plus the 6 COCO-WholeBody `foot_kpts` when present | v=2 -> 1.0, v=1 (occluded) -> [`COCO_OCCLUDED_CONFIDENCE`] = 0.5, v=0 -> 0 |
+//! | `Coco` | COCO keypoint annotations (`images`, `annotations`, `categories`), or a COCO results list (`[{image_id, keypoints, score}]`) | COCO-17, plus the 6 COCO-WholeBody `foot_kpts` when present | v=2 -> 1.0, v=1 (occluded) -> [`COCO_OCCLUDED_CONFIDENCE`] = 0.5, v=0 -> 0; results: the per-keypoint score |
 //! | `MmPose` | MMPose 1.x predictions (`--save-predictions` / the inferencer's `pred_out_dir`) | COCO-17 (17 points), Halpe-26 (26: COCO-17 + feet) or COCO-WholeBody (133) | `keypoint_scores` |
 //! | `MediaPipe` | the rigfit MediaPipe Pose schema below | 33 landmarks | `visibility` |
 //!
@@ -387,7 +387,7 @@ pub fn read(path: impl AsRef<Path>, format: Option<Format>, image_size: Option<(
 ///
 /// - an object with `people` -> OpenPose;
 /// - an object with `"format": "mediapipe_pose"` -> MediaPipe;
-/// - an object with `annotations` -> COCO;
+/// - an object with `annotations`, or a list of results with `image_id` -> COCO;
 /// - an object with `instance_info`, or a top-level list (of `{frame_id, instances}` or of
 ///   instances) -> MMPose.
 pub fn detect(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Format> {
@@ -589,6 +589,7 @@ impl Doc {
                     ))
                 }
             }
+            Value::Array(a) if a.first().is_some_and(|e| e.get("image_id").is_some()) => Ok(Format::Coco),
             Value::Array(_) => Ok(Format::MmPose),
             other => Err(self.err("", format!("a keypoint file (a JSON object or list), found {}", kind(other)))),
         }
@@ -703,12 +704,19 @@ fn parse_openpose(doc: &Doc, root: &Value) -> Result<Vec<Person>> {
 // COCO annotations
 
 fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u32, u32)>)> {
-    let root_o = doc.obj(root, "")?;
-    let anns = doc.list(doc.field(root, "", "annotations", "a list of annotations")?, "annotations", "a list of annotations")?;
+    // A top-level list is a COCO results file: `[{image_id, category_id, keypoints, score}]`
+    // with a score instead of a visibility per keypoint.
+    let results = root.is_array();
+    let (root_o, anns, base) = if results {
+        (None, doc.list(root, "", "a list of results")?, "")
+    } else {
+        let anns = doc.list(doc.field(root, "", "annotations", "a list of annotations")?, "annotations", "a list of annotations")?;
+        (Some(doc.obj(root, "")?), anns, "annotations")
+    };
 
     // The person category: the one whose `keypoints` names 17 points, else the one named "person".
     let mut person_cat: Option<i64> = None;
-    if let Some(cats) = root_o.get("categories") {
+    if let Some(cats) = root_o.and_then(|o| o.get("categories")) {
         let cats = doc.list(cats, "categories", "a list of categories")?;
         let mut by_name = None;
         for (i, c) in cats.iter().enumerate() {
@@ -731,7 +739,7 @@ fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u3
     let mut image_ids: Vec<i64> = Vec::new();
     let mut sizes: Vec<(u32, u32)> = Vec::new();
     let mut all_sized = true;
-    if let Some(images) = root_o.get("images") {
+    if let Some(images) = root_o.and_then(|o| o.get("images")) {
         let images = doc.list(images, "images", "a list of images")?;
         for (i, im) in images.iter().enumerate() {
             let ip = idx("images", i);
@@ -749,7 +757,7 @@ fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u3
 
     let mut people: Vec<(i64, Person)> = Vec::new();
     for (i, a) in anns.iter().enumerate() {
-        let ap = idx("annotations", i);
+        let ap = idx(base, i);
         let o = doc.obj(a, &ap)?;
         if let (Some(cat), Some(c)) = (person_cat, o.get("category_id")) {
             if doc.int(c, &key(&ap, "category_id"))? != cat {
@@ -764,6 +772,7 @@ fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u3
         let image_id = doc.int(doc.field(a, &ap, "image_id", "the image id")?, &key(&ap, "image_id"))?;
         let track = match o.get("track_id") {
             Some(_) => doc.track_id(o, &ap, "track_id")?,
+            None if results => None,
             None => doc.track_id(o, &ap, "id")?,
         };
         let mut person = Person::empty(track);
@@ -772,7 +781,7 @@ fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u3
         if k.len() != 51 {
             return Err(doc.err(&kf, format!("51 numbers (17 x [x, y, v]), found {}", k.len())));
         }
-        coco_points(doc, k, &kf, &COCO17_TO_BODY25, &mut person.keypoints)?;
+        coco_points(doc, k, &kf, &COCO17_TO_BODY25, results, &mut person.keypoints)?;
         // COCO-WholeBody feet (`foot_kpts`, 6 x [x, y, v]) unless marked invalid.
         let foot_valid = o.get("foot_valid").and_then(Value::as_bool).unwrap_or(true);
         if let (Some(f), true) = (o.get("foot_kpts"), foot_valid) {
@@ -781,7 +790,7 @@ fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u3
             if f.len() != 18 {
                 return Err(doc.err(&ff, format!("18 numbers (6 x [x, y, v]), found {}", f.len())));
             }
-            coco_points(doc, f, &ff, &WHOLEBODY_FOOT_TO_BODY25, &mut person.keypoints)?;
+            coco_points(doc, f, &ff, &WHOLEBODY_FOOT_TO_BODY25, results, &mut person.keypoints)?;
         }
         people.push((image_id, person));
     }
@@ -802,14 +811,16 @@ fn parse_coco(doc: &Doc, root: &Value) -> Result<(Vec<KeypointFrame>, Option<(u3
     Ok((frames, size))
 }
 
-/// `[x, y, v]` triples with COCO visibility (0 unlabeled, 1 occluded, 2 visible) into `slots`.
-fn coco_points(doc: &Doc, k: &[Value], path: &str, slots: &[usize], kp: &mut Body25) -> Result<()> {
+/// `[x, y, v]` triples with COCO visibility (0 unlabeled, 1 occluded, 2 visible) into `slots`;
+/// with `scores`, `[x, y, score]` (a results file; the score is the confidence).
+fn coco_points(doc: &Doc, k: &[Value], path: &str, slots: &[usize], scores: bool, kp: &mut Body25) -> Result<()> {
     for (j, &slot) in slots.iter().enumerate() {
         let x = doc.num(&k[3 * j], &idx(path, 3 * j))?;
         let y = doc.num(&k[3 * j + 1], &idx(path, 3 * j + 1))?;
         let vp = idx(path, 3 * j + 2);
         let v = doc.num(&k[3 * j + 2], &vp)?;
         let conf = match v {
+            v if scores => v,
             v if v == 0.0 => 0.0,
             v if v == 1.0 => COCO_OCCLUDED_CONFIDENCE,
             v if v == 2.0 => 1.0,
