@@ -467,3 +467,31 @@ fn real_clip_is_every_fourth_frame_in_f32() {
         }
     }
 }
+
+/// The T-pose pivots in metres, oriented as SMPL: Y up, facing +Z, the left side at +X; body
+/// proportions of an adult (so the units are right). Prints how far the upper arms hang below
+/// horizontal (CMU: about 8 degrees, reference/mocap.md).
+#[test]
+fn real_tpose_is_smpl_oriented_in_metres() {
+    for (rel, map) in [("cmu/02/02_05.bvh", &CMU), ("cmu-daz/salsa/01.bvh", &DAZ)] {
+        let Some(b) = real_bvh(rel) else { return };
+        let p = Retarget::new(&b, map, rel).unwrap().pivots(0);
+        let d = |a: usize, b: usize| -> [f64; 3] { std::array::from_fn(|i| p[b][i] - p[a][i]) };
+        let norm = |v: [f64; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        // Left hip, knee, shoulder at +X of their right twins.
+        for (l, r) in [(1, 2), (4, 5), (16, 17), (20, 21)] {
+            assert!(p[l][0] - p[r][0] > 0.1, "{rel}: joint {l} not left of {r}: {:?} {:?}", p[l], p[r]);
+        }
+        // Toes in front of the ankles (+Z), head above the pelvis (+Y).
+        assert!(d(7, 10)[2] > 0.05 && d(8, 11)[2] > 0.05, "{rel}: feet do not point +Z");
+        assert!(d(0, 15)[1] > 0.3, "{rel}: head not above pelvis");
+        // Leg (hip -> knee -> ankle) and pelvis-to-head lengths of an adult, in metres.
+        let leg = norm(d(1, 4)) + norm(d(4, 7));
+        let trunk = d(0, 15)[1];
+        assert!((0.65..1.0).contains(&leg), "{rel}: leg {leg} m");
+        assert!((0.25..0.8).contains(&trunk), "{rel}: pelvis to head {trunk} m");
+        let arm = d(16, 18);
+        let below = (-arm[1]).atan2((arm[0] * arm[0] + arm[2] * arm[2]).sqrt()).to_degrees();
+        println!("{rel}: leg {leg:.3} m, pelvis to head {trunk:.3} m, upper arm {below:.1} deg below horizontal");
+    }
+}

@@ -21,11 +21,14 @@
 //! Caveats for a prior (reference/mocap.md):
 //! - Some SMPL joints never move in this data ([`SkeletonMap::static_joints`]; CMU:
 //!   [`STATIC_JOINTS`] = collars and hands; Daz: also spine3 and the feet): a prior trained on it
-//!   pins them at rest. Mask them from the loss, or let the fit leave them at rest.
-//! - The CMU (cgspeed) T-pose has the arms about 8 degrees below horizontal, and it is mapped to
-//!   SMPL's rest pose (arms horizontal): a constant per-joint bias of the shoulders. Remove it with
-//!   a per-joint rest alignment if it matters. The Daz rest pose has the upper arms about 3.5
-//!   degrees below horizontal (offset (28.17, -1.71, 0.49) cm).
+//!   pins them (CMU's hands at a constant ~7 degree bend, see [`STATIC_JOINTS`]). Mask them from
+//!   the loss, or let the fit leave them at rest.
+//! - The CMU (cgspeed) T-pose has the upper arms 8.0 degrees below horizontal, and it is mapped
+//!   to SMPL's rest pose (arms horizontal): a constant per-joint bias of the shoulders. Remove it
+//!   with a per-joint rest alignment if it matters. The Daz T-pose (frame 0) has them 2.8 degrees
+//!   below horizontal (both measured by tests/mocap.rs).
+//! - A few frames of the CMU set are blank (every rotation zero: missing data); they are left
+//!   out ([`Retarget::is_blank`]).
 //! - Frame 0 of every clip is an added T-pose (both sets); it is the rest reference and is not
 //!   part of the output.
 
