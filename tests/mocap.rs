@@ -261,6 +261,31 @@ fn cmu_like_fk_reproduces_pivots() {
 }
 
 #[test]
+fn load_dir_names_clips_by_relative_path() {
+    let dir = std::env::temp_dir().join(format!("rigfit_mocap_test_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    // Empty folder: an error naming it.
+    let e = mocap::load_dir(&dir, 30.0).unwrap_err().to_string();
+    assert!(e.contains("no .bvh files"), "{e}");
+    std::fs::write(dir.join("sub/b.bvh"), read_fixture("cmu_like.bvh")).unwrap();
+    std::fs::write(dir.join("a.BVH"), read_fixture("cmu_like.bvh")).unwrap();
+    std::fs::write(dir.join("standard.bvh"), read_fixture("cmu_like.bvh")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a clip").unwrap();
+    let mut calls = Vec::new();
+    let mut cb = |done: usize, total: usize| calls.push((done, total));
+    let clips = mocap::load_dir_with_progress(&dir, 30.0, Some(&mut cb)).unwrap();
+    assert_eq!(clips.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "sub/b"]);
+    assert_eq!(calls.last(), Some(&(2, 2)));
+    assert_eq!(clips[1].num_frames(), 2);
+    // A file of an unknown skeleton: an error naming the file.
+    std::fs::write(dir.join("sub/chain.bvh"), read_fixture("chain.bvh")).unwrap();
+    let e = mocap::load_dir(&dir, 30.0).unwrap_err().to_string();
+    assert!(e.contains("chain.bvh") && e.contains("unknown skeleton"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn validation_split_matches_names() {
     assert!(is_validation("01/01_05"));
     assert!(is_validation("01_05"));
