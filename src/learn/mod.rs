@@ -1,5 +1,6 @@
 //! Learning the prior: synthetic samples from mocap, training, and (later) the scorer,
 //! preference optimisation and reward fine-tuning.
 
+pub mod mocap;
 pub mod synth;
 pub mod train;
