@@ -368,3 +368,23 @@ fn ema_prior(prior: &Prior, vars: &[(String, Var)], ema: &[Tensor], device: &Dev
     }
     Prior::from_parts(&prior.config, den, enc, device)
 }
+
+/// Training and validation poses `[N * 24 * 9]` from mocap clips, split by clip with
+/// [`super::mocap::is_validation`]. The hand joints (22, 23) are set to the rest pose: CMU
+/// captures no hands and its retarget carries a constant 7-degree bend there
+/// ([`super::mocap::STATIC_JOINTS`]), which a prior should not learn.
+pub fn split_poses(clips: &[super::mocap::Clip]) -> (Vec<f32>, Vec<f32>) {
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for c in clips {
+        let dst = if super::mocap::is_validation(&c.name) { &mut val } else { &mut train };
+        for f in 0..c.num_frames() {
+            let p = c.pose(f);
+            let start = dst.len();
+            dst.extend_from_slice(p);
+            for j in [22usize, 23] {
+                dst[start + j * 9..start + j * 9 + 9].copy_from_slice(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+            }
+        }
+    }
+    (train, val)
+}
