@@ -11,8 +11,9 @@
 //!    initial distance. SPIN falls back to ground-truth torso joints when an OpenPose torso
 //!    joint is missing; with BODY_25 only, a missing (confidence 0) torso joint is dropped.
 //! 2. body: the body pose, global orientation and shape on all keypoints:
-//!    `sum_j conf_j^2 sum_xy gmof(proj - kp, sigma)` (sigma 100 px) `+ 4.78^2 GMM(pose)
-//!    + 15.2^2 angle prior + 5^2 |betas|^2` (SPIN `body_fitting_loss`), with the OpenPose neck
+//!    `sum_j conf_j^2 sum_xy gmof(proj - kp, sigma)` (sigma 100 px) plus
+//!    `4.78^2 GMM(pose) + 15.2^2 angle prior + 5^2 |betas|^2` (SPIN `body_fitting_loss`), with
+//!    the OpenPose neck
 //!    and hips ignored (SPIN: their positions differ from SMPL's joints).
 //!
 //! SPIN holds the camera fixed in the body stage; rigfit optimises it there too by default
