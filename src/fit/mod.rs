@@ -16,6 +16,10 @@
 //! The result is a [`Motion`] in a Y-up world: for one camera the world is that camera's glTF
 //! frame (the camera at the origin looking down -Z); for calibrated views, the calibration's
 //! world; for uncalibrated views, view 0's frame, with the other cameras placed from the fit.
+//!
+//! [`smplify`] is the classic optimisation baseline (SPIN's SMPLify with a GMM pose prior).
+
+pub mod smplify;
 
 use candle_core::{DType, Device, Tensor};
 
