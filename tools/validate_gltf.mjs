@@ -56,8 +56,18 @@ try {
 const is = report.issues;
 console.log(`${file}: ${is.numErrors} errors, ${is.numWarnings} warnings, ${is.numInfos} infos, ` +
   `${is.numHints} hints (glTF-Validator ${report.validatorVersion})`);
-for (const m of is.messages) {
-  const where = m.pointer !== undefined ? m.pointer : (m.offset !== undefined ? `byte ${m.offset}` : '');
-  console.log(`  ${SEVERITY[m.severity] ?? m.severity} ${m.code} ${where}: ${m.message}`);
-}
+// Every issue up to MAX_LISTED, then a count per severity and code for the rest.
+const MAX_LISTED = 50;
+const rest = new Map();
+is.messages.forEach((m, i) => {
+  const sev = SEVERITY[m.severity] ?? m.severity;
+  if (i < MAX_LISTED) {
+    const where = m.pointer !== undefined ? m.pointer : (m.offset !== undefined ? `byte ${m.offset}` : '');
+    console.log(`  ${sev} ${m.code} ${where}: ${m.message}`);
+  } else {
+    const key = `${sev} ${m.code}`;
+    rest.set(key, (rest.get(key) ?? 0) + 1);
+  }
+});
+for (const [key, n] of rest) console.log(`  ... and ${n} more ${key}`);
 process.exit(is.numErrors + is.numWarnings > 0 ? 1 : 0);
