@@ -201,6 +201,16 @@ fn glb_reads_back_with_the_motion_s_skeleton_mesh_animation_and_cameras() {
         assert_eq!(*m, want, "inverse bind matrix of {}", JOINT_NAMES[j]);
     }
 
+    // One buffer, exactly the data (no gaps beyond 4-byte alignment): positions, normals,
+    // joints (u8x4), weights, u16 indices (padded), 24 inverse bind matrices, times, 24
+    // rotation tracks, the root translation track and the orbit camera's two tracks.
+    let nv = model.num_verts();
+    let idx_bytes = (model.faces().len() * 3 * 2).div_ceil(4) * 4;
+    let want_len = nv * (12 + 12 + 4 + 16) + idx_bytes + 24 * 64 + FRAMES * (4 + 24 * 16 + 12 + 12 + 16);
+    let buffers: Vec<_> = doc.buffers().collect();
+    assert_eq!(buffers.len(), 1);
+    assert_eq!((buffers[0].length(), blob.len()), (want_len, want_len));
+
     // Scene: the skeleton root, the skinned mesh node (no transform) and the two camera nodes.
     let scene = doc.default_scene().unwrap();
     let roots: Vec<_> = scene.nodes().map(|n| n.name().unwrap().to_string()).collect();
@@ -214,7 +224,6 @@ fn glb_reads_back_with_the_motion_s_skeleton_mesh_animation_and_cameras() {
     assert_eq!(prims.len(), 1);
     let pr = prims[0].reader(|_| Some(blob));
     let pos: Vec<f32> = pr.read_positions().unwrap().flatten().collect();
-    let nv = model.num_verts();
     assert_eq!(pos.len(), nv * 3);
     let eye: Vec<f32> = (0..NUM_JOINTS).flat_map(|_| [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]).collect();
     let mut out = BodyOutput::default();
