@@ -154,6 +154,24 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// Largest distance (per coordinate) between the joint world positions the file implies at
+/// every frame and rigfit's [`Motion::joints`].
+fn joint_error(rd: &Read, model: &BodyModel, motion: &Motion) -> f32 {
+    let expected = motion.joints(model).unwrap();
+    let skin = rd.doc.skins().next().unwrap();
+    let nodes: Vec<usize> = skin.joints().map(|n| n.index()).collect();
+    let mut worst = 0f32;
+    for f in 0..motion.num_frames() {
+        let world = rd.world_at(f);
+        for (j, &n) in nodes.iter().enumerate() {
+            for k in 0..3 {
+                worst = worst.max((world[n].t[k] as f32 - expected[(f * NUM_JOINTS + j) * 3 + k]).abs());
+            }
+        }
+    }
+    worst
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Read back
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +381,57 @@ fn a_motion_that_does_not_fit_the_model_is_an_error() {
     m.cameras[1].position.pop();
     let e = to_glb(&model, &m).unwrap_err().to_string();
     assert!(e.contains("orbit"), "{e}");
+}
+
+/// A body with up to 6 influences per vertex and non-zero pose correctives: the file keeps the
+/// 4 largest weights renormalised, the joints stay exact, and the validator accepts the weights.
+#[test]
+fn more_than_four_influences_and_pose_correctives() {
+    let mut a = model().arrays().clone();
+    let nv = a.num_verts();
+    for v in 0..nv {
+        let row = &mut a.weights[v * NUM_JOINTS..(v + 1) * NUM_JOINTS];
+        row[(v * 7 + 5) % NUM_JOINTS] += 0.04;
+        row[(v * 11 + 13) % NUM_JOINTS] += 0.02 + 0.0001 * (v % 7) as f32;
+        let s: f32 = row.iter().sum();
+        row.iter_mut().for_each(|w| *w /= s);
+    }
+    let wide = a.weights.chunks(NUM_JOINTS).filter(|r| r.iter().filter(|&&w| w > 0.0).count() > 4).count();
+    assert!(wide > 500, "only {wide} vertices have more than 4 influences");
+    a.posedirs = (0..a.posedirs.len()).map(|i| 2e-3 * (i as f32 * 0.37).sin()).collect();
+    let model = BodyModel::new(a).unwrap();
+    assert!(model.has_pose_correctives());
+    let motion = known_motion();
+    let bytes = to_glb(&model, &motion).unwrap();
+    let rd = Read::new(&bytes);
+    let worst = joint_error(&rd, &model, &motion);
+    assert!(worst < 1e-5, "joint world positions differ from Motion::joints by {worst} m");
+
+    let prim = rd.doc.meshes().next().unwrap().primitives().next().unwrap();
+    let pr = prim.reader(|_| Some(&rd.blob));
+    let jn: Vec<[u16; 4]> = pr.read_joints(0).unwrap().into_u16().collect();
+    let wt: Vec<[f32; 4]> = pr.read_weights(0).unwrap().into_f32().collect();
+    let mw = &model.arrays().weights;
+    for v in 0..nv {
+        let row = &mw[v * NUM_JOINTS..(v + 1) * NUM_JOINTS];
+        let mut order: Vec<usize> = (0..NUM_JOINTS).filter(|&j| row[j] > 0.0).collect();
+        order.sort_by(|&x, &y| row[y].partial_cmp(&row[x]).unwrap().then(x.cmp(&y)));
+        order.truncate(4);
+        let kept: f64 = order.iter().map(|&j| row[j] as f64).sum();
+        for (k, &j) in order.iter().enumerate() {
+            assert_eq!(jn[v][k] as usize, j, "vertex {v}: slot {k}");
+            assert!((wt[v][k] as f64 - row[j] as f64 / kept).abs() < 1e-6, "vertex {v}: slot {k}");
+        }
+        for k in order.len()..4 {
+            assert_eq!((jn[v][k], wt[v][k]), (0, 0.0), "vertex {v}: unused slot {k}");
+        }
+    }
+
+    let dir = scratch("wide");
+    let file = dir.join("wide.glb");
+    std::fs::write(&file, &bytes).unwrap();
+    let (code, report) = validate(&file);
+    assert_eq!(code, 0, "glTF-Validator:\n{report}");
 }
 
 // ---------------------------------------------------------------------------------------------
