@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rigfit::body::{BodyModel, BodyOutput, JOINT_NAMES, NUM_JOINTS, SMPL_PARENTS};
-use rigfit::export::gltf::{to_glb, write_glb, ANIMATION_NAME, CAMERA_ZNEAR, MESH_NODE_NAME};
+use rigfit::export::gltf::{to_glb, write_glb, ANIMATION_NAME, CAMERA_ZNEAR, MESH_NODE_NAME, RIG_NODE_NAME};
 use rigfit::geom::camera::Pinhole;
 use rigfit::geom::rot::{axis_angle_to_matrix, mat3_apply, mat3_mul, quat_to_matrix};
 use rigfit::motion::{Motion, MotionCamera};
@@ -199,10 +199,11 @@ fn glb_reads_back_with_the_motion_s_skeleton_mesh_animation_and_cameras() {
             parent_of[c.index()] = n.index() as i32;
         }
     }
+    let rig = doc.nodes().find(|n| n.name() == Some(RIG_NODE_NAME)).unwrap();
     for (j, node) in joints.iter().enumerate() {
         assert_eq!(node.name(), Some(JOINT_NAMES[j]));
         let p = SMPL_PARENTS[j];
-        let want = if p < 0 { -1 } else { joints[p as usize].index() as i32 };
+        let want = if p < 0 { rig.index() as i32 } else { joints[p as usize].index() as i32 };
         assert_eq!(parent_of[node.index()], want, "parent of {}", JOINT_NAMES[j]);
         // Rest local translation J_i - J_parent (root: J_0), identity rest rotation.
         let (t, r, s) = node.transform().decomposed();
@@ -229,10 +230,13 @@ fn glb_reads_back_with_the_motion_s_skeleton_mesh_animation_and_cameras() {
     assert_eq!(buffers.len(), 1);
     assert_eq!((buffers[0].length(), blob.len()), (want_len, want_len));
 
-    // Scene: the skeleton root, the skinned mesh node (no transform) and the two camera nodes.
+    // Scene: the rig (an identity node over the skeleton root), the skinned mesh node (no
+    // transform) and the two camera nodes.
     let scene = doc.default_scene().unwrap();
     let roots: Vec<_> = scene.nodes().map(|n| n.name().unwrap().to_string()).collect();
-    assert_eq!(roots, ["pelvis", MESH_NODE_NAME, "front", "orbit"]);
+    assert_eq!(roots, [RIG_NODE_NAME, MESH_NODE_NAME, "front", "orbit"]);
+    assert_eq!(rig.children().map(|c| c.index()).collect::<Vec<_>>(), [joints[0].index()]);
+    assert_eq!(rig.transform().decomposed(), ([0.0; 3], [0.0, 0.0, 0.0, 1.0], [1.0; 3]));
     let mesh_node = doc.nodes().find(|n| n.name() == Some(MESH_NODE_NAME)).unwrap();
     assert_eq!(mesh_node.skin().map(|s| s.index()), Some(skin.index()));
     assert_eq!(mesh_node.transform().decomposed(), ([0.0; 3], [0.0, 0.0, 0.0, 1.0], [1.0; 3]));

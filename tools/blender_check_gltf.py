@@ -20,7 +20,8 @@ Blender frame f * (scene fps / motion fps) from the first key.
 
 Checks: exactly one armature with the 24 named bones; every bone's rotation keyed, and the pelvis
 location keyed, at F keyframes spanning the motion; at every frame the pose-bone head world
-positions, the cameras' positions and viewing directions, and the skinned mesh. Prints "OK ..."
+positions, the cameras' positions and viewing directions (cameras must not hang under the
+armature), and the skinned mesh. Prints "OK ..."
 and exits 0, or prints every failure and exits 1 (2: bad arguments or no bpy).
 """
 
@@ -132,6 +133,11 @@ def main(argv):
             failures.append(f"camera '{cname}': found {len(obs)} camera objects of that name")
         else:
             cams[cname] = obs[0]
+            parent = obs[0].parent
+            while parent is not None:
+                if parent == arm:
+                    failures.append(f"camera '{cname}' is parented to the armature '{arm.name}': moving the character would move it")
+                parent = parent.parent
     meshes = [o for o in scene.objects if o.type == "MESH" and o.find_armature() == arm]
     if exp.get("vertices") is not None and len(meshes) != 1:
         failures.append(f"expected one mesh skinned to '{arm.name}', found {[o.name for o in meshes]}")

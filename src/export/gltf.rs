@@ -18,8 +18,12 @@
 //!   rotation channels in the same animation when the camera moves.
 //!
 //! The world is Y-up, metres (glTF's own convention, and rigfit's), so nothing is converted.
-//! The skinned mesh node and the skeleton root are both root nodes of the scene (the glTF
-//! validator warns on a skinned mesh below a transformed node).
+//! The scene's root nodes are: [`RIG_NODE_NAME`], an identity node whose one child is the
+//! skeleton root (`pelvis`); the skinned mesh node [`MESH_NODE_NAME`] (a root node with no
+//! transform: the glTF validator warns on a skinned mesh below another node); and the cameras.
+//! The identity rig node is for importers: Blender makes an armature of it, with the mesh under
+//! it and the cameras beside it (with the pelvis itself at the scene root, Blender makes the
+//! whole scene root its armature and parents the cameras to the character).
 //!
 //! What glTF cannot hold:
 //! - pose-corrective blend shapes (SMPL's `posedirs`: a vertex offset linear in the 207 entries
@@ -44,6 +48,8 @@ use crate::motion::Motion;
 pub const ANIMATION_NAME: &str = "rigfit";
 /// Name of the skinned mesh node (and of its mesh).
 pub const MESH_NODE_NAME: &str = "body";
+/// Name of the identity root node above the skeleton (Blender's armature object).
+pub const RIG_NODE_NAME: &str = "rig";
 /// Near clip plane of exported cameras, metres.
 pub const CAMERA_ZNEAR: f32 = 0.01;
 /// Joint influences per vertex: glTF's one `JOINTS_0` / `WEIGHTS_0` set holds 4 (spec 3.7.3.3).
@@ -213,7 +219,7 @@ pub fn to_glb(model: &BodyModel, motion: &Motion) -> Result<Vec<u8>> {
     }
     debug_assert_eq!(b.bin.len(), bin_len);
 
-    // ---- Nodes: 0..24 the skeleton, 24 the skinned mesh, then the cameras ----
+    // ---- Nodes: 0..24 the skeleton, 24 the skinned mesh, 25 the rig root, then the cameras ----
     let root = &mut b.root;
     for j in 0..NUM_JOINTS {
         let p = parents[j];
@@ -265,7 +271,12 @@ pub fn to_glb(model: &BodyModel, motion: &Motion) -> Result<Vec<u8>> {
         skin: Some(skin),
         ..Default::default()
     });
-    let mut scene_nodes = vec![json::Index::new(0), mesh_node];
+    let rig_node = root.push(json::Node {
+        name: Some(RIG_NODE_NAME.to_string()),
+        children: Some(vec![json::Index::new(0)]),
+        ..Default::default()
+    });
+    let mut scene_nodes = vec![rig_node, mesh_node];
     let mut cam_nodes = Vec::with_capacity(motion.cameras.len());
     for c in &motion.cameras {
         let camera = root.push(json::Camera {
