@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rigfit::body::{BodyModel, BodyOutput, NUM_JOINTS};
+use rigfit::body::{BodyModel, BodyOutput, JOINT_NAMES, NUM_JOINTS};
 use rigfit::export::usd;
 use rigfit::geom::camera::Pinhole;
 use rigfit::geom::rot::{axis_angle_to_matrix, mat3_apply};
@@ -50,7 +50,7 @@ fn known_motion() -> Motion {
         for j in 0..NUM_JOINTS {
             let (a, b) = (f as f32, j as f32);
             let aa = if j == 0 {
-                [0.15 * a.sin(), 0.4 * a, -0.1 * a]
+                [0.15 * a.sin(), 0.9 * a, -0.1 * a] // past a half turn at frame 4: the quaternion crosses w = 0
             } else {
                 [0.3 * (0.7 * a + b).sin(), 0.25 * (1.3 * a - 0.5 * b).cos(), 0.2 * (0.4 * b + a).sin()]
             };
@@ -112,7 +112,7 @@ fn expected_json(model: &BodyModel, m: &Motion) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
-        "fps": m.fps, "num_frames": FRAMES, "frames": CHECK_FRAMES, "joints": jl,
+        "fps": m.fps, "num_frames": FRAMES, "frames": CHECK_FRAMES, "joint_names": JOINT_NAMES, "joints": jl,
         "vertex_ids": VERTEX_IDS, "vertices": vl, "cameras": cams,
     })
 }

@@ -17,8 +17,10 @@ Checks, each failure printed as a line starting with "FAIL":
      (UsdValidation framework, usd-core >= 24.x; UsdUtils.ComplianceChecker on older builds);
   2. layer metadata: upAxis Y, metersPerUnit 1, timeCodesPerSecond = framesPerSecond = fps,
      start 0, end F-1;
-  3. structure: one SkelRoot binding with a 24-joint Skeleton and an animation, skinned mesh with
-     SkelBindingAPI, skel:skeleton bound, joint indices in range, weights summing to 1;
+  3. structure: one SkelRoot binding with a 24-joint Skeleton and an animation (one sample per
+     frame, consecutive rotations on one hemisphere), skinned mesh with SkelBindingAPI,
+     skel:skeleton bound, joint indices in range, weights summing to 1, no schema attribute
+     authored as custom;
   4. joint world transforms from UsdSkel at each listed frame match "joints" within 1e-4 m;
   5. mesh points skinned by UsdSkel match "vertices" within 1e-4 m;
   6. cameras: each camera's world joints projected through USD's camera frustum land on
@@ -200,6 +202,21 @@ def main():
             fail(f"{spath} is a schema attribute authored as custom")
 
     layer.Traverse(Sdf.Path.absoluteRootPath, visit)
+
+    # Rotation samples stay on one hemisphere per joint (interpolation takes the short arc).
+    rot_attr = UsdSkel.Animation(sq.GetAnimQuery().GetPrim()).GetRotationsAttr()
+    times = rot_attr.GetTimeSamples()
+    if len(times) != nframes:
+        fail(f"{rot_attr.GetPath()}: {len(times)} time samples, expected {nframes}")
+    prev = None
+    for t in times:
+        cur = rot_attr.Get(t)
+        if prev is not None:
+            flips = [j for j, (a, b) in enumerate(zip(prev, cur)) if Gf.Dot(a, b) < 0]
+            if flips:
+                fail(f"time {t}: rotations of joints {flips} flip hemisphere from the previous sample")
+                break
+        prev = cur
 
     # 4. joints
     frames = [int(f) for f in exp["frames"]]
