@@ -107,7 +107,9 @@ fn expected_json(model: &BodyModel, m: &Motion) -> serde_json::Value {
             let pixels: Vec<Vec<[f32; 2]>> =
                 CHECK_FRAMES.iter().map(|&f| (0..NUM_JOINTS).map(|j| c.project(f, joint(f, j)).expect("joint in front of the camera")).collect()).collect();
             let positions: Vec<[f32; 3]> = CHECK_FRAMES.iter().map(|&f| c.pose(f).1).collect();
+            let i = c.intrinsics;
             serde_json::json!({"path": p, "width": c.width, "height": c.height, "moving": !c.is_static(),
+                               "fx": i.fx, "fy": i.fy, "cx": i.cx, "cy": i.cy,
                                "positions": positions, "pixels": pixels})
         })
         .collect();

@@ -13,13 +13,16 @@ are compared. Checks, each failure printed as a line starting with "FAIL":
   1. exactly one armature, with 24 bones named after the joints;
   2. at each listed frame, the pose-bone heads in the world match "joints" within 1e-4 m;
   3. the imported mesh, deformed by Blender's Armature modifier, matches "vertices" within 1e-4 m;
-  4. each camera's world position matches within 1e-4 m.
+  4. each camera's world position matches within 1e-4 m, and the joints projected through
+     Blender's camera (render size = the image size, pixel aspect from fx/fy) land on rigfit's
+     pixels within 0.05 px (focal length, principal point and non-square pixels survive import).
 Exit status 0 when everything passes, 1 when a check fails, 2 when bpy is missing.
 """
 import json
 import sys
 
 TOL_M = 1e-4
+TOL_PX = 0.05
 PIP = "python3 -m pip install 'bpy==4.5.*'"
 
 try:
@@ -40,6 +43,11 @@ def fail(msg):
 def to_y_up(p):
     """Blender Z-up world -> the stage's Y-up world (inverse of the importer's +90 deg about X)."""
     return (p[0], p[2], -p[1])
+
+
+def from_y_up(p):
+    """The stage's Y-up world -> Blender's Z-up world."""
+    return (p[0], -p[2], p[1])
 
 
 def dist(a, b):
@@ -93,6 +101,8 @@ def main():
         else:
             cams[name] = (obj, c)
 
+    from bpy_extras.object_utils import world_to_camera_view
+
     for k, f in enumerate(exp["frames"]):
         scene.frame_set(int(f))
         dg = bpy.context.evaluated_depsgraph_get()
@@ -119,6 +129,19 @@ def main():
             if not d <= TOL_M:
                 fail(f"frame {f}: camera '{name}' is at {tuple(round(x, 5) for x in got)} in Blender, "
                      f"expected {c['positions'][k]} ({d:.3e} m)")
+            w, h = int(c["width"]), int(c["height"])
+            r = scene.render
+            r.resolution_x, r.resolution_y, r.resolution_percentage = w, h, 100
+            r.pixel_aspect_x, r.pixel_aspect_y = 1.0, float(c["fx"]) / float(c["fy"])
+            if r.pixel_aspect_y < 1.0:
+                r.pixel_aspect_x, r.pixel_aspect_y = float(c["fy"]) / float(c["fx"]), 1.0
+            worst = 0.0
+            for j in range(24):
+                p = world_to_camera_view(scene, obj, Vector(from_y_up(exp["joints"][k][j])))
+                worst = max(worst, dist((p.x * w, (1.0 - p.y) * h), c["pixels"][k][j]))
+            print(f"frame {f}: camera '{name}' projection error {worst:.2e} px")
+            if not worst <= TOL_PX:
+                fail(f"frame {f}: camera '{name}' projects joints {worst:.3f} px from rigfit's pixels (> {TOL_PX})")
 
     if failures:
         print(f"{len(failures)} check(s) failed for {path}", file=sys.stderr)
