@@ -30,6 +30,92 @@ enum Cmd {
     /// Train models (the default prior).
     #[command(subcommand)]
     Train(TrainCmd),
+    /// Fits the body to 2D keypoints (one image, a video, or several views) and writes .glb,
+    /// .usda, the fitted parameters (.json) and optional overlay pictures.
+    Fit(Box<FitArgs>),
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Keypoint file or folder (OpenPose JSON per frame, COCO annotations, MMPose predictions,
+    /// rigfit MediaPipe JSON). Repeat once per view for several cameras of the same moments.
+    #[arg(long = "keypoints", required = true)]
+    keypoints: Vec<PathBuf>,
+    /// Keypoint format (default: detected): openpose, coco, mmpose, mediapipe.
+    #[arg(long)]
+    format: Option<String>,
+    /// Which person (track id) to fit; default: the most confident person per frame.
+    #[arg(long)]
+    track: Option<i64>,
+    /// Image size WxH (pixels), when the keypoint file does not give it and no --image is given.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// The footage: an image, or a folder of frames (sorted by name). Sets the image size and
+    /// is the background of the overlays. One per view, in --keypoints order.
+    #[arg(long)]
+    image: Vec<PathBuf>,
+    /// Focal length in pixels (default: ScoreHMR's 5000 px with the principal point at the centre).
+    #[arg(long, conflicts_with = "fov")]
+    focal: Option<f32>,
+    /// Horizontal field of view in degrees (phone footage: about 65-75).
+    #[arg(long)]
+    fov: Option<f32>,
+    /// Calibration JSON: a list of cameras (name, intrinsics {fx, fy, cx, cy}, width, height,
+    /// rotation [9] camera-to-world, position [3]; the glTF camera convention), one per view.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Frame rate of the footage.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f32,
+    /// Output folder.
+    #[arg(long, default_value = "out/fit")]
+    out: PathBuf,
+    /// Base name of the output files.
+    #[arg(long, default_value = "fit")]
+    name: String,
+    /// Write overlay pictures (PNG per frame and view).
+    #[arg(long)]
+    overlay: bool,
+    /// Skip the .glb / .usda outputs.
+    #[arg(long)]
+    no_glb: bool,
+    #[arg(long)]
+    no_usd: bool,
+    /// Hypotheses sampled from the prior per frame.
+    #[arg(long, default_value_t = 16)]
+    hypotheses: usize,
+    /// Only the initial estimate (no ScoreHMR refinement).
+    #[arg(long)]
+    no_refine: bool,
+    /// No temporal smoothness in videos.
+    #[arg(long)]
+    no_temporal: bool,
+    /// Shape coefficients held fixed, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    betas: Option<Vec<f32>>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Prior file (default: the embedded default prior).
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArg,
+    /// No progress bar or summary.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}': expected WxH, e.g. 1920x1080"))?;
+    let p = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{s}': expected WxH, e.g. 1920x1080"));
+    let (w, h) = (p(w)?, p(h)?);
+    if w == 0 || h == 0 {
+        return Err(format!("'{s}': the size must be positive"));
+    }
+    Ok((w, h))
 }
 
 #[derive(Subcommand)]
@@ -221,6 +307,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Demo { out } => demo::run(&out),
+        Cmd::Fit(a) => fitcmd::run(&a).map(|_| ()),
         Cmd::Train(TrainCmd::Prior { data, out, work, steps, batch, lr, seed, resume, hidden, cond, quiet }) => {
             train_prior_cmd(&data, &out, &work, steps, batch, lr, seed, resume, hidden, cond, quiet)
         }
@@ -249,9 +336,9 @@ fn train_prior_cmd(data: &Path, out: &Path, work: &Path, steps: usize, batch: us
     let mut cb = |k: usize, _n: usize, loss: f64, v: Option<&rigfit::learn::train::ValPoint>| {
         if let Some(v) = v {
             val_msg = format!(" | val {:.4} (null {:.4})", v.loss, v.loss_null);
-            if quiet {
-                eprintln!("step {k}: loss {loss:.4}{val_msg}");
-            }
+        }
+        if quiet && (k % 100 == 0 || v.is_some()) {
+            eprintln!("step {k}: loss {loss:.4}{val_msg} ({:.0} s)", t0.elapsed().as_secs_f64());
         }
         bar.set_position(k as u64);
         bar.set_message(format!("loss {loss:.4}{val_msg}"));
@@ -278,10 +365,17 @@ fn train_prior_cmd(data: &Path, out: &Path, work: &Path, steps: usize, batch: us
     Ok(())
 }
 
+mod fitcmd;
+
 mod demo {
-    //! `rigfit demo`. Until the fitting pipeline lands, the demo poses the embedded default body
-    //! through a short walk cycle and writes the meshes and pictures.
+    //! `rigfit demo`: fits the bundled example (examples/data/, made by
+    //! `cargo run --example make_demo_data`: a procedural walk of the default body seen by one
+    //! camera and by three calibrated cameras, OpenPose keypoints with noise and missing joints)
+    //! with the embedded default body and prior, writes .glb, .usda, .json and overlays, and
+    //! reports the accuracy against the known truth.
     use super::*;
+    use rigfit::geom::metrics::{mpjpe, pa_mpjpe, RootAlign};
+    use rigfit::motion::Motion;
 
     /// Renders the body seen from the front, turned by `yaw_deg` about the vertical axis.
     pub fn render_png(model: &BodyModel, verts: &[f32], yaw_deg: f32, path: &Path) -> Result<()> {
@@ -289,27 +383,47 @@ mod demo {
         img.save(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))
     }
 
+    fn data_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data")
+    }
+
+    fn report(name: &str, fitter: &rigfit::fit::Fitter, fit: &Motion, truth: &Motion) -> Result<()> {
+        let a = fit.joints(&fitter.body)?;
+        let b = truth.joints(&fitter.body)?;
+        let m = mpjpe(&a, &b, NUM_JOINTS, &RootAlign::Joint(0))?.mean * 1000.0;
+        let pa = pa_mpjpe(&a, &b, NUM_JOINTS)?.mean * 1000.0;
+        println!("{name}: MPJPE {m:.1} mm, PA-MPJPE {pa:.1} mm against the known truth (24 joints)");
+        Ok(())
+    }
+
     pub fn run(out: &Path) -> Result<()> {
+        let data = data_dir();
+        if !data.join("walk_1view").exists() {
+            return Err(Error::Input(format!("{}: the bundled example is missing (run `cargo run --example make_demo_data`)", data.display())));
+        }
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let model = BodyModel::default_body()?;
-        // A stride: hips, knees, shoulders and elbows (axis-angle, radians; SMPL joint order).
-        let mut aa = [[0f32; 3]; NUM_JOINTS];
-        aa[1] = [-0.5, 0.0, 0.0]; // left hip forward
-        aa[2] = [0.4, 0.0, 0.0]; // right hip back
-        aa[4] = [0.3, 0.0, 0.0]; // left knee
-        aa[5] = [0.9, 0.0, 0.0]; // right knee
-        aa[16] = [0.0, 0.0, -1.2]; // left shoulder down
-        aa[17] = [0.0, 0.0, 1.2]; // right shoulder down
-        aa[18] = [0.0, -0.6, 0.0]; // left elbow
-        aa[19] = [0.0, 0.6, 0.0]; // right elbow
-        let posed = pose_body(&model, &[], &aa, [0.0; 3])?;
-        write_obj(&out.join("stride.obj"), &posed.vertices, model.faces())?;
-        render_png(&model, &posed.vertices, 40.0, &out.join("stride.png"))?;
-        let rest = pose_body(&model, &[], &[], [0.0; 3])?;
-        write_obj(&out.join("rest.obj"), &rest.vertices, model.faces())?;
-        render_png(&model, &rest.vertices, 0.0, &out.join("rest.png"))?;
-        println!("rigfit demo: default body ({} vertices, {:.2} m)", model.num_verts(), height(&model));
-        println!("wrote {}/{{rest,stride}}.{{obj,png}}", out.display());
+        let out_s = out.display().to_string();
+        let one = data.join("walk_1view/openpose").display().to_string();
+        println!("rigfit demo 1/2: a 30-frame walk seen by one phone camera (70 degree field of view)");
+        let cli = Cli::try_parse_from(["rigfit", "fit", "--keypoints", &one, "--size", "1920x1080", "--fov", "70", "--out", &out_s, "--name", "walk_1view", "--overlay"])
+            .map_err(|e| Error::Input(e.to_string()))?;
+        let Cmd::Fit(a) = cli.cmd else { unreachable!("parsed a fit command") };
+        let (res, fitter) = fitcmd::run(&a)?;
+        report("walk_1view", &fitter, &res.motion, &Motion::load_json(&data.join("walk_1view/truth.json"))?)?;
+        println!("rigfit demo 2/2: the same walk seen by three calibrated cameras");
+        let d3 = data.join("walk_3views");
+        let views: Vec<String> = ["front", "side", "back"].iter().map(|v| d3.join(v).display().to_string()).collect();
+        let calib = d3.join("calibration.json").display().to_string();
+        let mut argv = vec!["rigfit", "fit"];
+        for v in &views {
+            argv.extend(["--keypoints", v.as_str()]);
+        }
+        argv.extend(["--calibration", &calib, "--out", &out_s, "--name", "walk_3views", "--overlay"]);
+        let cli = Cli::try_parse_from(argv).map_err(|e| Error::Input(e.to_string()))?;
+        let Cmd::Fit(a) = cli.cmd else { unreachable!("parsed a fit command") };
+        let (res, fitter) = fitcmd::run(&a)?;
+        report("walk_3views", &fitter, &res.motion, &Motion::load_json(&d3.join("truth.json"))?)?;
+        println!("open {out_s}/walk_1view.glb in Blender (File > Import > glTF) or any glTF viewer; overlays in {out_s}/*_overlay/");
         Ok(())
     }
 }
