@@ -33,6 +33,24 @@ enum Cmd {
     /// Fits the body to 2D keypoints (one image, a video, or several views) and writes .glb,
     /// .usda, the fitted parameters (.json) and optional overlay pictures.
     Fit(Box<FitArgs>),
+    /// Measures fits on the held-out validation clips (single frame, noise sweep, calibrated
+    /// views, video) against the SMPLify baseline; prints a markdown table.
+    Eval {
+        /// Folder of BVH clips (the validation clips of the fixed split are used).
+        #[arg(long)]
+        data: PathBuf,
+        /// Prior file (default: the embedded default prior).
+        #[arg(long)]
+        prior: Option<PathBuf>,
+        /// Also write the table (markdown) and the rows (JSON, same name .json) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fewer samples (a quick check).
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 #[derive(Args)]
@@ -308,10 +326,39 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Demo { out } => demo::run(&out),
         Cmd::Fit(a) => fitcmd::run(&a).map(|_| ()),
+        Cmd::Eval { data, prior, out, quick, seed } => eval_cmd(&data, prior.as_deref(), out.as_deref(), quick, seed),
         Cmd::Train(TrainCmd::Prior { data, out, work, steps, batch, lr, seed, resume, hidden, cond, quiet }) => {
             train_prior_cmd(&data, &out, &work, steps, batch, lr, seed, resume, hidden, cond, quiet)
         }
     }
+}
+
+fn eval_cmd(data: &Path, prior: Option<&Path>, out: Option<&Path>, quick: bool, seed: u64) -> Result<()> {
+    use rigfit::learn::eval::{evaluate, markdown, EvalConfig};
+    let clips = rigfit::learn::mocap::load_dir(data, 30.0)?;
+    let (train, val) = rigfit::learn::train::split_poses(&clips);
+    let val_clips: Vec<_> = clips.into_iter().filter(|c| rigfit::learn::mocap::is_validation(&c.name)).collect();
+    let prior = match prior {
+        Some(p) => rigfit::diffusion::Prior::load(p, &candle_core::Device::Cpu)?,
+        None => rigfit::diffusion::Prior::default_prior(&candle_core::Device::Cpu)?,
+    };
+    let fitter = rigfit::fit::Fitter::new(BodyModel::default_body()?, prior)?;
+    let mut cfg = EvalConfig { seed, ..EvalConfig::default() };
+    if quick {
+        cfg = EvalConfig { single_samples: 32, multiview_scenes: 4, video_windows: 2, window: 16, sweep_samples: 16, noise_levels: vec![0.0, 0.03], seed, ..EvalConfig::default() };
+    }
+    let t0 = std::time::Instant::now();
+    let rows = evaluate(&fitter, &train, &val, &val_clips, &cfg, &mut |s: &str| eprintln!("[{:6.1} s] evaluating: {s}", t0.elapsed().as_secs_f64()))?;
+    let table = markdown(&rows);
+    println!("{table}");
+    if let Some(p) = out {
+        rigfit::io::write_atomic(p, table.as_bytes())?;
+        let j = p.with_extension("json");
+        let doc = serde_json::json!({"config": cfg, "rows": rows});
+        rigfit::io::write_atomic(&j, serde_json::to_string_pretty(&doc).expect("rows serialise").as_bytes())?;
+        eprintln!("wrote {} and {}", p.display(), j.display());
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
