@@ -14,23 +14,51 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn demo_writes_meshes_and_pictures() {
+fn demo_fits_the_bundled_example_and_writes_every_output() {
     let out = tmpdir("demo");
     let r = rigfit().args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    for f in ["rest.obj", "stride.obj", "rest.png", "stride.png"] {
-        let p = out.join(f);
-        assert!(p.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{f} missing or empty");
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&r.stderr));
+    for name in ["walk_1view", "walk_3views"] {
+        for ext in ["glb", "usda", "json"] {
+            let p = out.join(format!("{name}.{ext}"));
+            assert!(p.metadata().map(|m| m.len() > 1000).unwrap_or(false), "{} missing or empty", p.display());
+        }
+        let overlays = std::fs::read_dir(out.join(format!("{name}_overlay"))).unwrap().count();
+        assert!(overlays >= 30, "{name}: {overlays} overlay pictures");
+        assert!(stdout.contains(&format!("{name}: MPJPE")), "accuracy report for {name}: {stdout}");
     }
-    let png = image::open(out.join("stride.png")).unwrap().to_rgb8();
-    // The body covers a real part of the picture (not a blank background).
+    // The fitted parameters: 30 frames of 24 rotations, the cameras, finite reprojection errors.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("walk_3views.json")).unwrap()).unwrap();
+    assert_eq!(v["frames"].as_array().unwrap().len(), 30);
+    assert_eq!(v["frames"][0]["rotations"].as_array().unwrap().len(), 24);
+    assert_eq!(v["cameras"].as_array().unwrap().len(), 3);
+    assert!(v["mean_reprojection_px"].as_f64().unwrap() < 25.0, "{}", v["mean_reprojection_px"]);
+    // An overlay shows the body over the canvas.
+    let png = image::open(out.join("walk_1view_overlay/camera_00000.png")).unwrap().to_rgb8();
+    assert_eq!((png.width(), png.height()), (1920, 1080));
     let bg = *png.get_pixel(0, 0);
-    let body = png.pixels().filter(|p| **p != bg).count();
-    assert!(body > png.len() / 3 / 20, "only {body} body pixels");
-    // OBJ: one v line per vertex of the default body.
-    let obj = std::fs::read_to_string(out.join("rest.obj")).unwrap();
-    let nv = obj.lines().filter(|l| l.starts_with("v ")).count();
-    assert_eq!(nv, rigfit::body::BodyModel::default_body().unwrap().num_verts());
+    assert!(png.pixels().filter(|p| **p != bg).count() > 5000);
+}
+
+#[test]
+fn fit_reads_keypoints_and_reports_json_or_clear_errors() {
+    let out = tmpdir("fit");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/walk_1view/openpose/walk_000000000000_keypoints.json");
+    let r = rigfit().args(["fit", "--keypoints", data, "--size", "1920x1080", "--fov", "70", "--no-usd", "--json", "--out"]).arg(&out).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["frames"], 1);
+    assert!(v["mean_reprojection_px"].as_f64().unwrap() <= v["initial_mean_reprojection_px"].as_f64().unwrap() + 1e-3);
+    assert!(out.join("fit.glb").exists() && !out.join("fit.usda").exists());
+    // No image size anywhere: a clear error naming the file and the fix.
+    let r = rigfit().args(["fit", "--keypoints", data, "--out"]).arg(&out).output().unwrap();
+    assert!(!r.status.success());
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(e.contains("walk_000000000000_keypoints.json") && e.contains("--size"), "{e}");
+    // A malformed size.
+    let r = rigfit().args(["fit", "--keypoints", data, "--size", "1920by1080"]).output().unwrap();
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("WxH"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! External tools (the test FAILS, with the install line, when one is missing):
 //! - node >= 18 and `npm ci --prefix tools/node` (the pinned npm `gltf-validator`);
 //! - Python 3.11 with `pip install 'bpy==4.5.*'` (`python3`, or the interpreter named by
-//!   `RIGFIT_BLENDER_PYTHON`).
+//!   `RIGFIT_PYTHON`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -499,7 +499,7 @@ fn khronos_validator_reports_no_error_and_no_warning() {
 // ---------------------------------------------------------------------------------------------
 
 fn python() -> String {
-    std::env::var("RIGFIT_BLENDER_PYTHON").unwrap_or_else(|_| "python3".to_string())
+    std::env::var("RIGFIT_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 /// Writes EXPECTED.json for tools/blender_check_gltf.py: rigfit's joint world positions (Y-up)
@@ -545,7 +545,7 @@ fn blender_check(file: &Path, expected: &Path) -> (bool, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.code() != Some(2) && !text.contains("No module named 'bpy'"),
-        "Blender's Python module is missing: `{} -m pip install 'bpy==4.5.*'` (Python 3.11), or set RIGFIT_BLENDER_PYTHON:\n{text}",
+        "Blender's Python module is missing: `{} -m pip install 'bpy==4.5.*'` (Python 3.11), or set RIGFIT_PYTHON:\n{text}",
         python()
     );
     (out.status.success(), text)
