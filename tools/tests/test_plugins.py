@@ -289,6 +289,46 @@ def test_blender_legacy_and_layered_animation_apis_give_the_same_rig(blender, fo
         check_rig_matches_library(bpy, addon, arm, motion, [1, FRAMES])
 
 
+def test_blender_selected_cameras_are_calibrated_views(blender):
+    from mathutils import Matrix
+
+    bpy, addon, home = blender
+    rnb, lib, sess = addon.rn, addon.library(), addon.session()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = W, H
+    rot, tr = walk(FRAMES)
+    truth = sess.motion(FRAMES, 24.0, rot, tr)
+    # Two cameras in rigfit's Y-up world: at the origin looking down -Z, and 3 m to the side
+    # looking down -X (a quarter turn about Y).
+    poses = {"front": ([1, 0, 0, 0, 1, 0, 0, 0, 1], [0.0, 0.0, 0.0]), "side": ([0, 0, 1, 0, 1, 0, -1, 0, 0], [3.0, 0.1, -4.0])}
+    for i, (name, (r, p)) in enumerate(poses.items()):
+        data = bpy.data.cameras.new(name)
+        data.sensor_fit, data.sensor_width, data.lens = "HORIZONTAL", 36.0, FOCAL / W * 36.0
+        cam = bpy.data.objects.new(name, data)
+        scene.collection.objects.link(cam)
+        m = Matrix(((r[0], r[1], r[2], p[0]), (r[3], r[4], r[5], p[1]), (r[6], r[7], r[8], p[2]), (0, 0, 0, 1)))
+        cam.matrix_world = addon.build.Y_UP_TO_Z_UP @ m
+        truth.add_camera(rnb.view_from_film(lib, data.lens, 36.0, 0.0, 0.0, W, H, name=name, pose=(r, p)))
+        write_openpose(home / ("view_" + name), truth.project_keypoints(i), FRAMES)
+        cam["rigfit_keypoints"] = str(home / ("view_" + name))
+        cam.select_set(True)
+    st = scene.rigfit
+    st.camera_source, st.quality, st.scene_frame = "VIEWS", "PREVIEW", 1
+    assert bpy.ops.rigfit.fit() == {"FINISHED"}
+    arm = scene.objects["rigfit"]
+    motion = addon.MOTIONS[arm.name]
+    # The fit used both cameras as calibrated views (their poses come back unchanged) and made
+    # no new camera; the rig matches the library in the cameras' world.
+    assert motion.num_cameras == 2
+    for c in range(2):
+        v = motion.camera(c)
+        r, p = poses[v.name.decode()]
+        assert max(abs(a - b) for a, b in zip(list(v.rotation) + list(v.position), r + p)) < 1e-4
+    assert sorted(o.name for o in scene.objects if o.type == "CAMERA") == ["front", "side"]
+    check_rig_matches_library(bpy, addon, arm, motion, [1, FRAMES])
+
+
 def test_blender_fit_reports_progress_and_cancels(blender, footage):
     bpy, addon, home = blender
     folder, plate = footage
