@@ -381,6 +381,10 @@ def test_blender_export_glb_and_reimport(blender, footage):
     bpy.context.view_layer.objects.active = arm
     assert bpy.ops.rigfit.export_glb(filepath=str(out)) == {"FINISHED"}
     assert out.stat().st_size > 1000
+    usd = home / "rig.usda"
+    assert bpy.ops.rigfit.export_usd(filepath=str(usd)) == {"FINISHED"}
+    assert "UsdSkel" in usd.read_text() or "Skeleton" in usd.read_text()
+    # Re-import both: 24 joints and the fitted frames.
     bpy.ops.wm.read_homefile(use_empty=True)
     assert bpy.ops.import_scene.gltf(filepath=str(out)) == {"FINISHED"}
     arms = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
@@ -388,6 +392,11 @@ def test_blender_export_glb_and_reimport(blender, footage):
     act = arms[0].animation_data.action
     lo, hi = act.frame_range
     assert round(hi - lo) + 1 >= FRAMES
+    if bpy.app.build_options.usd:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        assert bpy.ops.wm.usd_import(filepath=str(usd)) == {"FINISHED"}
+        arms = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
+        assert len(arms) == 1 and len(arms[0].data.bones) == 24
 
 
 def test_blender_extension_manifest_validates(blender, tmp_path):
