@@ -784,8 +784,11 @@ pub unsafe extern "C" fn rigfit_fit(
     })
 }
 
+/// One person's keypoints by frame number.
+type Track = Vec<(usize, Option<crate::io::keypoints::Body25>)>;
+
 /// Reads a keypoint file (or folder / pattern of per-frame files) and selects one person.
-fn read_track(path: &Path, track_id: i64, size: (u32, u32)) -> R<(Vec<(usize, Option<[[f32; 3]; 25]>)>, Option<f32>)> {
+fn read_track(path: &Path, track_id: i64, size: (u32, u32)) -> R<(Track, Option<f32>)> {
     let seq = crate::io::keypoints::read(path, None, Some(size))?;
     let track = seq.track((track_id >= 0).then_some(track_id))?;
     let frames = seq.frames.iter().map(|f| f.frame).zip(track).collect();

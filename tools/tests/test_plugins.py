@@ -282,7 +282,9 @@ def test_blender_legacy_and_layered_animation_apis_give_the_same_rig(blender, fo
     motion = sess.fit_files(str(folder), W, H, FOCAL, 24.0, options=addon.rn.fit_options(lib, "preview"))
     for layered in (False, True):
         if layered and not addon.build.use_layered_actions():
-            continue
+            continue  # before 4.4
+        if not layered and bpy.app.version >= (5, 0, 0):
+            continue  # Blender 5 removed Action.fcurves
         made = addon.build.build_scene(bpy.context, sess, motion, name="rig_%d" % layered, layered=layered)
         arm = made["armature"]
         assert len(fcurves(arm.animation_data.action)) == 24 * 4 + 3
