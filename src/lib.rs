@@ -17,6 +17,7 @@ pub mod body;
 pub mod diffusion;
 pub mod error;
 pub mod export;
+pub mod ffi;
 pub mod fit;
 pub mod geom;
 pub mod guide;
