@@ -1204,13 +1204,13 @@ pub unsafe extern "C" fn rigfit_motion_save_json(motion: *const RigfitMotion, pa
     })
 }
 
-/// The exporters (rigfit::export), connected where this build has them.
-fn export_glb(_path: &Path, _model: &BodyModel, _motion: &Motion) -> R<()> {
-    Err(Fail(RIGFIT_ERR_UNSUPPORTED, "glTF export not available in this build".into()))
+/// The exporters (rigfit::export).
+fn export_glb(path: &Path, model: &BodyModel, motion: &Motion) -> R<()> {
+    Ok(crate::export::gltf::write_glb(path, model, motion)?)
 }
 
-fn export_usda(_path: &Path, _model: &BodyModel, _motion: &Motion) -> R<()> {
-    Err(Fail(RIGFIT_ERR_UNSUPPORTED, "USD export not available in this build".into()))
+fn export_usda(path: &Path, model: &BodyModel, motion: &Motion) -> R<()> {
+    Ok(crate::export::usd::write_usda(path, model, motion)?)
 }
 
 /// Writes the motion as a skinned, animated glTF 2.0 binary (.glb), atomically.

@@ -318,10 +318,17 @@ fn motion_accessors_agree_with_the_rust_motion() {
     let l = MotionH(l);
     assert_eq!(motion_of(&l), rm);
     assert!(unsafe { rigfit_motion_mean_reprojection_px(l.0) }.is_nan());
-    // Exporters are not connected in this build yet: an explicit "unsupported".
-    let g = cpath(&dir.join("m.glb"));
-    assert_eq!(unsafe { rigfit_motion_write_glb(m.0, g.as_ptr()) }, RIGFIT_ERR_UNSUPPORTED);
-    assert!(last_error().contains("not available"), "{}", last_error());
+    // The exporters write files (their content is proven by tests/export_*.rs).
+    for name in ["m.glb", "m.usda"] {
+        let g = cpath(&dir.join(name));
+        let st = if name.ends_with(".glb") { unsafe { rigfit_motion_write_glb(m.0, g.as_ptr()) } } else { unsafe { rigfit_motion_write_usda(m.0, g.as_ptr()) } };
+        assert_eq!(st, RIGFIT_OK, "{}", last_error());
+        assert!(dir.join(name).metadata().unwrap().len() > 1000, "{name}");
+    }
+    // A folder that does not exist: an I/O error naming the path.
+    let bad = cpath(&dir.join("missing/m.glb"));
+    assert_eq!(unsafe { rigfit_motion_write_glb(m.0, bad.as_ptr()) }, RIGFIT_ERR_IO, "{}", last_error());
+    assert!(last_error().contains("missing"), "{}", last_error());
     // The motion outlives its session.
     drop(s);
     assert_eq!(read(|o, c, l| unsafe { rigfit_motion_joints(m.0, o, c, l) }), j);
