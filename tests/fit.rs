@@ -4,23 +4,10 @@
 use rigfit::body::{BodyModel, BodyOutput};
 use rigfit::diffusion::Rng;
 use rigfit::fit::{FitInput, FitOptions, FitView, Fitter, Progress};
-use rigfit::geom::camera::Pinhole;
+use rigfit::geom::camera::{look_at, Pinhole};
 use rigfit::geom::metrics::pa_mpjpe;
 use rigfit::geom::rot::axis_angle_to_matrix;
 use rigfit::motion::{Motion, MotionCamera};
-
-/// A camera-to-world rotation (glTF convention) for a camera at `pos` looking at `target`.
-fn look_at(pos: [f32; 3], target: [f32; 3]) -> [f32; 9] {
-    let norm = |v: [f32; 3]| {
-        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-        [v[0] / n, v[1] / n, v[2] / n]
-    };
-    let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-    let back = norm([pos[0] - target[0], pos[1] - target[1], pos[2] - target[2]]);
-    let right = norm(cross([0.0, 1.0, 0.0], back));
-    let up = cross(back, right);
-    [right[0], up[0], back[0], right[1], up[1], back[1], right[2], up[2], back[2]]
-}
 
 /// A moderate pose: bent knees and elbows, arms down, a little spine bend, facing the camera.
 fn pose(phase: f32) -> Vec<[f32; 9]> {

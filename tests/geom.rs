@@ -952,3 +952,26 @@ fn candle_projection_gradient_matches_finite_differences() {
         );
     }
 }
+
+#[test]
+fn look_at_points_the_camera_at_the_target() {
+    use rigfit::geom::camera::{look_at, Pinhole};
+    use rigfit::motion::MotionCamera;
+    // On the +Z axis looking at the origin: the identity (glTF cameras look down -Z).
+    let r = look_at([0.0, 0.0, 5.0], [0.0; 3]);
+    for (a, b) in r.iter().zip([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]) {
+        assert!((a - b).abs() < 1e-6, "{r:?}");
+    }
+    // Anywhere: a proper rotation whose target projects to the principal point, world up stays up.
+    let k = Pinhole::from_focal(800.0, 640.0, 480.0).unwrap();
+    for pos in [[3.0, 1.5, -2.0], [-4.0, 0.2, 0.5], [0.5, 2.0, 3.0]] {
+        let target = [0.2, -0.3, 0.1];
+        let r = look_at(pos, target);
+        assert!((rigfit::geom::rot::mat3_det(&r) - 1.0).abs() < 1e-5);
+        let cam = MotionCamera::fixed("c", k, 640, 480, r, pos);
+        let uv = cam.project(0, target).unwrap();
+        assert!((uv[0] - 320.0).abs() < 1e-3 && (uv[1] - 240.0).abs() < 1e-3, "{uv:?}");
+        let above = cam.project(0, [target[0], target[1] + 0.5, target[2]]).unwrap();
+        assert!(above[1] < 240.0, "a point above the target is higher in the image: {above:?}");
+    }
+}

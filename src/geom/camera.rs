@@ -325,3 +325,17 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
     }
     Some(x)
 }
+
+/// The camera-to-world rotation (glTF / USD convention: the camera looks down its -Z axis, +Y up)
+/// of a camera at `pos` looking at `target`, with the world's +Y as up. Row-major `[3, 3]`.
+pub fn look_at(pos: [f32; 3], target: [f32; 3]) -> [f32; 9] {
+    let norm = |v: [f32; 3]| {
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
+        [v[0] / n, v[1] / n, v[2] / n]
+    };
+    let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+    let back = norm([pos[0] - target[0], pos[1] - target[1], pos[2] - target[2]]);
+    let right = norm(cross([0.0, 1.0, 0.0], back));
+    let up = cross(back, right);
+    [right[0], up[0], back[0], right[1], up[1], back[1], right[2], up[2], back[2]]
+}

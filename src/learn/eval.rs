@@ -27,7 +27,7 @@ use crate::diffusion::Rng;
 use crate::error::{Error, Result};
 use crate::fit::smplify::{smplify, SmplifyConfig};
 use crate::fit::{FitInput, FitOptions, FitView, Fitter};
-use crate::geom::camera::Pinhole;
+use crate::geom::camera::{look_at, Pinhole};
 use crate::geom::metrics::{accel_error, mpjpe, pa_mpjpe, pve, RootAlign};
 use crate::geom::rot::{axis_angle_to_matrix, mat3_mul, matrices_to_axis_angles, rot6d_to_matrices};
 use crate::guide::KeypointObs;
@@ -153,19 +153,6 @@ pub fn draw_samples(fitter: &Fitter, poses: &[f32], n: usize, cfg: &SynthConfig,
         &poses[i * 216..(i + 1) * 216]
     }).collect();
     Generator::new(&fitter.body, cfg.clone()).generate(&refs, &mut rng)
-}
-
-/// A camera-to-world rotation (glTF convention) for a camera at `pos` looking at `target`.
-pub fn look_at(pos: [f32; 3], target: [f32; 3]) -> [f32; 9] {
-    let norm = |v: [f32; 3]| {
-        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-9);
-        [v[0] / n, v[1] / n, v[2] / n]
-    };
-    let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-    let back = norm([pos[0] - target[0], pos[1] - target[1], pos[2] - target[2]]);
-    let right = norm(cross([0.0, 1.0, 0.0], back));
-    let up = cross(back, right);
-    [right[0], up[0], back[0], right[1], up[1], back[1], right[2], up[2], back[2]]
 }
 
 /// A random camera around the point `target`: distance 3-7 m, height 0.2-2.2 m, field of view
