@@ -196,9 +196,11 @@ impl<'a> Generator<'a> {
             let kp = &self.out.keypoints[i * 75..(i + 1) * 75];
             // Depth from the wanted person height in pixels; the pelvis anywhere in the frame.
             let frac = rng.uniform_in(cfg.person_frac.0 as f64, cfg.person_frac.1 as f64) as f32;
-            let z = cam.fy * 1.7 / (frac * h as f32);
+            let z = cam.fy * 1.7 / (frac * h as f32); // refined below if the body leaves the frame
             // The pelvis pixel: uniform over the positions that keep the whole body in the frame
-            // (weak perspective at depth z), or anywhere (partly cut off) with p_border.
+            // (weak perspective at depth z, then checked in full perspective: a body that still
+            // leaves the frame is moved back 10% and drawn again), or anywhere (partly cut off)
+            // with p_border.
             let (mut lo, mut hi) = ([0.0f32; 2], [0.0f32; 2]);
             for p in kp.chunks_exact(3) {
                 for a in 0..2 {
@@ -206,17 +208,30 @@ impl<'a> Generator<'a> {
                     hi[a] = hi[a].max(p[a] - joints[a]);
                 }
             }
-            let (fx, fy) = (cam.fx / z, cam.fy / z);
             let range = |lo: f32, hi: f32, size: f32| -> (f64, f64) {
                 let (a, b) = (-lo + 0.02 * size, size - hi - 0.02 * size);
                 if a < b { (a as f64, b as f64) } else { (0.5 * size as f64, 0.5 * size as f64) }
             };
-            let (u, v) = if rng.uniform() < cfg.p_border as f64 {
-                (rng.uniform_in(-0.05, 1.05) * w as f64, rng.uniform_in(0.0, 1.0) * h as f64)
-            } else {
-                let (ua, ub) = range(lo[0] * fx, hi[0] * fx, w as f32);
-                let (va, vb) = range(lo[1] * fy, hi[1] * fy, h as f32);
-                (rng.uniform_in(ua, ub), rng.uniform_in(va, vb))
+            let border = rng.uniform() < cfg.p_border as f64;
+            let mut z = z;
+            let (u, v) = loop {
+                let (u, v) = if border {
+                    (rng.uniform_in(-0.05, 1.05) * w as f64, rng.uniform_in(0.0, 1.0) * h as f64)
+                } else {
+                    let (ua, ub) = range(lo[0] * cam.fx / z, hi[0] * cam.fx / z, w as f32);
+                    let (va, vb) = range(lo[1] * cam.fy / z, hi[1] * cam.fy / z, h as f32);
+                    (rng.uniform_in(ua, ub), rng.uniform_in(va, vb))
+                };
+                let t = cam.unproject(&[u as f32, v as f32], z);
+                let inside = kp.chunks_exact(3).all(|p| {
+                    let q = [p[0] - joints[0] + t[0], p[1] - joints[1] + t[1], p[2] - joints[2] + t[2]];
+                    let uv = if q[2] > 1e-3 { cam.project_point(&q) } else { [f32::NAN; 2] };
+                    uv[0] >= 0.0 && uv[1] >= 0.0 && uv[0] < w as f32 && uv[1] < h as f32
+                });
+                if border || inside || z > 1e3 {
+                    break (u, v);
+                }
+                z *= 1.1;
             };
             let target = cam.unproject(&[u as f32, v as f32], z);
             let cam_t = [target[0] - joints[0], target[1] - joints[1], target[2] - joints[2]];
