@@ -5,10 +5,18 @@
 //! - [`body`]: the body model as data (SMPL layout) and its forward pass (CPU f32 + candle),
 //!   the npz loader, and the license-free default body ([`body::mannequin`]).
 //! - [`geom`]: rotations, cameras, Procrustes alignment and the accuracy metrics.
-//! - [`diffusion`]: ScoreHMR's schedule and denoiser, DDIM sampling and inversion, and the
-//!   score-guided refinement ([`diffusion::ddim::refine`]).
-//! - [`guide`]: the guidance terms (keypoints with the camera, multi-view, video smoothness).
-//! - [`io`]: file formats (NumPy archives; keypoint formats and mocap to come).
+//! - [`diffusion`]: ScoreHMR's schedule and denoiser, DDIM sampling and inversion, the
+//!   score-guided refinement ([`diffusion::ddim::refine`]), and the keypoint-conditioned prior
+//!   ([`diffusion::prior`]).
+//! - [`guide`]: the guidance terms (keypoints with the camera, calibrated views, multi-view
+//!   consistency, video smoothness).
+//! - [`fit`]: the fitting pipelines ([`fit::Fitter`]) and the SMPLify baseline.
+//! - [`learn`]: mocap retargeting, synthetic samples, prior training, the GMM pose prior and
+//!   the evaluation.
+//! - [`io`]: file formats: NumPy archives, 2D keypoints ([`io::keypoints`]: OpenPose, COCO,
+//!   MMPose, MediaPipe -> BODY_25), BVH mocap ([`io::bvh`]), atomic writes.
+//! - [`export`]: glTF, USD and overlay pictures of a motion.
+//! - [`ffi`]: the C ABI (cpp/rigfit.h) for C/C++ and the DCC plugins.
 //! - [`motion`]: [`motion::Motion`], the fitted animation (shape, per-frame rotations and
 //!   translations, cameras) that exporters, plugins and overlays consume.
 //! - [`render`]: a small software rasteriser for pictures of the body (model cards, overlays).
