@@ -35,7 +35,7 @@ use crate::diffusion::Prior;
 use crate::error::Error;
 use crate::fit::{FitInput, FitOptions, FitView, Fitter, Progress};
 use crate::geom::camera::{Pinhole, SCOREHMR_FOCAL};
-use crate::geom::rot::matrix_to_quat;
+use crate::geom::rot::{matrix_to_quat, quat_continuous};
 use crate::motion::{Motion, MotionCamera};
 
 /// Version of this C ABI; bumped on any incompatible change of a signature or struct.
@@ -1024,11 +1024,7 @@ pub unsafe extern "C" fn rigfit_motion_quaternions(motion: *const RigfitMotion, 
         let m = handle(motion, "motion")?;
         let mut q: Vec<[f32; 4]> = m.motion.rotations.iter().map(matrix_to_quat).collect();
         for i in NUM_JOINTS..q.len() {
-            let p = q[i - NUM_JOINTS];
-            let c = &mut q[i];
-            if p[0] * c[0] + p[1] * c[1] + p[2] * c[2] + p[3] * c[3] < 0.0 {
-                *c = [-c[0], -c[1], -c[2], -c[3]];
-            }
+            q[i] = quat_continuous(&q[i], &q[i - NUM_JOINTS]);
         }
         let q: Vec<f32> = q.into_iter().flatten().collect();
         write_out(&q, out, cap, len, "rigfit_motion_quaternions")

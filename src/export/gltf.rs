@@ -41,7 +41,7 @@ use json::validation::{Checked::Valid, USize64};
 
 use crate::body::{BodyModel, BodyOutput, JOINT_NAMES, NUM_JOINTS};
 use crate::error::{Error, Result};
-use crate::geom::rot::matrix_to_quat;
+use crate::geom::rot::{matrix_to_quat, quat_continuous};
 use crate::motion::Motion;
 
 /// Name of the one animation in the file.
@@ -168,7 +168,7 @@ pub fn to_glb(model: &BodyModel, motion: &Motion) -> Result<Vec<u8>> {
         let mut prev = [1.0f64, 0.0, 0.0, 0.0];
         for f in 0..frames {
             let r = &motion.rotations[f * NUM_JOINTS + j];
-            prev = continuous(matrix_to_quat(&r.map(|x| x as f64)), &prev);
+            prev = quat_continuous(&matrix_to_quat(&r.map(|x| x as f64)), &prev);
             b.quat(&prev);
         }
     }
@@ -209,7 +209,7 @@ pub fn to_glb(model: &BodyModel, motion: &Motion) -> Result<Vec<u8>> {
             let start = b.bin.len();
             let mut prev = [1.0f64, 0.0, 0.0, 0.0];
             for r in &c.rotation {
-                prev = continuous(matrix_to_quat(&r.map(|x| x as f64)), &prev);
+                prev = quat_continuous(&matrix_to_quat(&r.map(|x| x as f64)), &prev);
                 b.quat(&prev);
             }
             let view = b.view(start, None, &format!("{}_rotation", c.name));
@@ -437,17 +437,6 @@ fn vertex_normals(verts: &[f32], faces: &[[u32; 3]]) -> Vec<f32> {
     out
 }
 
-/// `q` or `-q` (same rotation), whichever is nearer `prev`, so that LINEAR interpolation between
-/// keys takes the short arc.
-fn continuous(q: [f64; 4], prev: &[f64; 4]) -> [f64; 4] {
-    let d = q[0] * prev[0] + q[1] * prev[1] + q[2] * prev[2] + q[3] * prev[3];
-    if d < 0.0 {
-        q.map(|x| -x)
-    } else {
-        q
-    }
-}
-
 struct Builder {
     root: json::Root,
     bin: Vec<u8>,
@@ -580,9 +569,9 @@ mod tests {
 
     #[test]
     fn quaternion_track_stays_on_one_hemisphere() {
-        let q = continuous([-0.9, 0.1, 0.0, 0.0], &[1.0, 0.0, 0.0, 0.0]);
+        let q = quat_continuous(&[-0.9, 0.1, 0.0, 0.0], &[1.0, 0.0, 0.0, 0.0]);
         assert_eq!(q, [0.9, -0.1, 0.0, 0.0]);
-        let q = continuous([0.1, 0.9, 0.0, 0.0], &[0.0, 1.0, 0.0, 0.0]);
+        let q = quat_continuous(&[0.1, 0.9, 0.0, 0.0], &[0.0, 1.0, 0.0, 0.0]);
         assert_eq!(q, [0.1, 0.9, 0.0, 0.0]);
     }
 }

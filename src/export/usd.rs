@@ -33,7 +33,7 @@ use std::path::Path;
 
 use crate::body::{BodyModel, BodyOutput, JOINT_NAMES, NUM_JOINTS};
 use crate::error::Result;
-use crate::geom::rot::matrix_to_quat;
+use crate::geom::rot::{matrix_to_quat, quat_continuous};
 use crate::motion::{Motion, MotionCamera};
 
 /// Film width of exported cameras: 36 mm, a full-frame sensor (only the ratios to the focal
@@ -239,12 +239,9 @@ pub fn to_usda(model: &BodyModel, motion: &Motion) -> Result<String> {
     for f in 0..frames {
         let _ = write!(s, "                {f}: [");
         for (i, r) in motion.frame_rotations(f).iter().enumerate() {
-            let mut q = matrix_to_quat(r);
-            // Keep consecutive samples on one hemisphere so interpolation takes the short arc.
-            let d: f32 = q.iter().zip(&prev[i]).map(|(a, b)| a * b).sum();
-            if f > 0 && d < 0.0 {
-                q = [-q[0], -q[1], -q[2], -q[3]];
-            }
+            // Keep consecutive samples on one hemisphere so interpolation takes the short arc
+            // (frame 0: w >= 0 from matrix_to_quat, never flipped against the identity).
+            let q = quat_continuous(&matrix_to_quat(r), &prev[i]);
             prev[i] = q;
             s.push_str(if i > 0 { ", " } else { "" });
             tuple(&mut s, &q); // GfQuatf text: (real, i, j, k)

@@ -281,6 +281,17 @@ pub fn matrix_to_quat<T: Real>(r: &[T; 9]) -> [T; 4] {
     }
 }
 
+/// `q` or `-q` (the same rotation), whichever is nearer `prev` (non-negative dot product), so
+/// that interpolating consecutive keys of a track takes the short arc.
+pub fn quat_continuous<T: Real>(q: &[T; 4], prev: &[T; 4]) -> [T; 4] {
+    let d = q[0] * prev[0] + q[1] * prev[1] + q[2] * prev[2] + q[3] * prev[3];
+    if d < T::ZERO {
+        q.map(|x| -x)
+    } else {
+        *q
+    }
+}
+
 /// Quaternion `[w, x, y, z]` to axis-angle with angle in `[0, pi]` (`q` and `-q` give the same
 /// result). `angle = 2 atan2(|v|, |w|)`: accurate near 0 and near pi.
 pub fn quat_to_axis_angle<T: Real>(q: &[T; 4]) -> [T; 3] {
