@@ -182,9 +182,10 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    m: Tensor,
-    v: Tensor,
-    t: i32,
+    /// First and second moment estimates and the step count (checkpointed by training).
+    pub(crate) m: Tensor,
+    pub(crate) v: Tensor,
+    pub(crate) t: i32,
 }
 
 impl Adam {

@@ -24,6 +24,7 @@ use crate::body::BodyModel;
 use crate::diffusion::prior::{condition_tensor, Prior, PriorConfig};
 use crate::diffusion::{Rng, Schedule};
 use crate::error::{Error, Result};
+use crate::guide::Adam;
 
 /// Settings of a training run (serialised into checkpoints and the prior's provenance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,34 +97,15 @@ pub struct TrainReport {
     pub validation: Vec<ValPoint>,
 }
 
-/// Adam without weight decay over a list of variables, with state that checkpoints.
-struct Adam {
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-    t: usize,
-}
-
-impl Adam {
-    fn new(vars: &[Var]) -> Result<Self> {
-        Ok(Self {
-            m: vars.iter().map(|v| v.as_tensor().zeros_like()).collect::<candle_core::Result<_>>()?,
-            v: vars.iter().map(|v| v.as_tensor().zeros_like()).collect::<candle_core::Result<_>>()?,
-            t: 0,
+/// One [`Adam`] per variable (ScoreHMR's betas), stepped together at a shared learning rate.
+fn adam_for(vars: &[Var], betas: (f64, f64)) -> Result<Vec<Adam>> {
+    vars.iter()
+        .map(|v| {
+            let mut a = Adam::new(v.as_tensor(), 0.0)?;
+            (a.beta1, a.beta2) = betas;
+            Ok(a)
         })
-    }
-
-    fn step(&mut self, vars: &[Var], grads: &[Tensor], lr: f64, (b1, b2): (f64, f64)) -> Result<()> {
-        self.t += 1;
-        let c1 = 1.0 - b1.powi(self.t as i32);
-        let c2 = 1.0 - b2.powi(self.t as i32);
-        for i in 0..vars.len() {
-            self.m[i] = ((&self.m[i] * b1)? + (&grads[i] * (1.0 - b1))?)?;
-            self.v[i] = ((&self.v[i] * b2)? + (grads[i].sqr()? * (1.0 - b2))?)?;
-            let upd = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + 1e-8)?)?;
-            vars[i].set(&(vars[i].as_tensor() - (upd * lr)?)?)?;
-        }
-        Ok(())
-    }
+        .collect()
 }
 
 /// Named variables of a prior in a fixed order (encoder then denoiser).
@@ -202,15 +184,15 @@ pub fn checkpoint_path(out_dir: &Path) -> PathBuf {
     out_dir.join("checkpoint.safetensors")
 }
 
-fn save_checkpoint(path: &Path, step: usize, vars: &[(String, Var)], ema: &[Tensor], adam: &Adam, cfg: &TrainConfig, report: &TrainReport) -> Result<()> {
+fn save_checkpoint(path: &Path, step: usize, vars: &[(String, Var)], ema: &[Tensor], adam: &[Adam], cfg: &TrainConfig, report: &TrainReport) -> Result<()> {
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (i, (n, v)) in vars.iter().enumerate() {
         map.insert(format!("param.{n}"), v.as_tensor().clone());
         map.insert(format!("ema.{n}"), ema[i].clone());
-        map.insert(format!("adam_m.{n}"), adam.m[i].clone());
-        map.insert(format!("adam_v.{n}"), adam.v[i].clone());
+        map.insert(format!("adam_m.{n}"), adam[i].m.clone());
+        map.insert(format!("adam_v.{n}"), adam[i].v.clone());
     }
-    map.insert("step".into(), Tensor::new(&[step as u32, adam.t as u32], &Device::Cpu)?);
+    map.insert("step".into(), Tensor::new(&[step as u32, adam[0].t as u32], &Device::Cpu)?);
     let meta = serde_json::to_vec(&(cfg, report)).map_err(|e| Error::Input(e.to_string()))?;
     let n = meta.len();
     map.insert("meta_json".into(), Tensor::from_vec(meta, n, &Device::Cpu)?);
@@ -247,7 +229,7 @@ pub fn train_prior(
     let (prior, evars, dvars) = Prior::init(&cfg.prior, cfg.seed, DType::F32, device)?;
     let vars = named_vars(&evars, &dvars);
     let var_list: Vec<Var> = vars.iter().map(|(_, v)| v.clone()).collect();
-    let mut adam = Adam::new(&var_list)?;
+    let mut adam = adam_for(&var_list, cfg.betas)?;
     let mut ema: Vec<Tensor> = var_list.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
     let mut report = TrainReport { steps: cfg.steps, seconds: 0.0, final_train_loss: f64::NAN, validation: Vec::new() };
     let mut start = 0usize;
@@ -263,12 +245,14 @@ pub fn train_prior(
         for (i, (n, v)) in vars.iter().enumerate() {
             v.set(&get(&format!("param.{n}"))?)?;
             ema[i] = get(&format!("ema.{n}"))?;
-            adam.m[i] = get(&format!("adam_m.{n}"))?;
-            adam.v[i] = get(&format!("adam_v.{n}"))?;
+            adam[i].m = get(&format!("adam_m.{n}"))?;
+            adam[i].v = get(&format!("adam_v.{n}"))?;
         }
         let st: Vec<u32> = get("step")?.to_vec1()?;
         start = st[0] as usize;
-        adam.t = st[1] as usize;
+        for a in adam.iter_mut() {
+            a.t = st[1] as i32;
+        }
         report.validation = saved_report.validation;
         report.seconds = saved_report.seconds;
     }
@@ -313,7 +297,11 @@ pub fn train_prior(
                 *g = (&*g * s)?;
             }
         }
-        adam.step(&var_list, &grads, lr_at(cfg, step), cfg.betas)?;
+        let lr = lr_at(cfg, step);
+        for ((a, v), g) in adam.iter_mut().zip(&var_list).zip(&grads) {
+            a.lr = lr;
+            a.step(v, g)?;
+        }
         // ema_pytorch: every update_every steps; a copy until update_after_step (100).
         let k = step + 1;
         if k % cfg.ema_every == 0 {
