@@ -92,15 +92,25 @@ impl MotionCamera {
         (r_wc, [-t[0], -t[1], -t[2]])
     }
 
+    /// World points `[N, 3]` in this camera's OpenCV frame at `frame` `[N, 3]`.
+    pub fn to_cv(&self, frame: usize, points: &[f32]) -> Vec<f32> {
+        let (r, t) = self.world_to_cv(frame);
+        points
+            .chunks_exact(3)
+            .flat_map(|p| {
+                let q = mat3_apply(&r, &[p[0], p[1], p[2]]);
+                [q[0] + t[0], q[1] + t[1], q[2] + t[2]]
+            })
+            .collect()
+    }
+
     /// Projects a world point to pixels at `frame`; None behind the camera.
     pub fn project(&self, frame: usize, p: [f32; 3]) -> Option<[f32; 2]> {
-        let (r, t) = self.world_to_cv(frame);
-        let q = mat3_apply(&r, &p);
-        let q = [q[0] + t[0], q[1] + t[1], q[2] + t[2]];
+        let q = self.to_cv(frame, &p);
         if q[2] <= 1e-6 {
             return None;
         }
-        Some(Pinhole::from(self.intrinsics).project_point(&q))
+        Some(Pinhole::from(self.intrinsics).project_point(&[q[0], q[1], q[2]]))
     }
 
     /// Vertical field of view in radians (glTF `yfov`, from fy and the image height).

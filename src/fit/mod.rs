@@ -618,11 +618,7 @@ impl Fitter {
             for vi in 0..v {
                 let Some(kp) = &input.keypoints[i][vi] else { continue };
                 let Some(cam) = m.cameras.iter().find(|c| c.name == input.views[vi].name) else { continue };
-                let (r, t) = cam.world_to_cv(i);
-                let pts: Vec<f32> = out.keypoints[i * 75..(i + 1) * 75].chunks_exact(3).flat_map(|p| {
-                    let q = mat3_apply(&r, &[p[0], p[1], p[2]]);
-                    [q[0] + t[0], q[1] + t[1], q[2] + t[2]]
-                }).collect();
+                let pts = cam.to_cv(i, &out.keypoints[i * 75..(i + 1) * 75]);
                 e[i * v + vi] = reprojection_error(&pts, kp, &input.views[vi].camera);
             }
         }

@@ -175,14 +175,7 @@ fn observe_motion(fitter: &Fitter, m: &Motion, cfg: &SynthConfig, rng: &mut Rng)
             m.cameras
                 .iter()
                 .map(|c| {
-                    let (r, t) = c.world_to_cv(f);
-                    let pts: Vec<f32> = out.keypoints[f * 75..(f + 1) * 75]
-                        .chunks_exact(3)
-                        .flat_map(|p| {
-                            let q = crate::geom::rot::mat3_apply(&r, &[p[0], p[1], p[2]]);
-                            [q[0] + t[0], q[1] + t[1], q[2] + t[2]]
-                        })
-                        .collect();
+                    let pts = c.to_cv(f, &out.keypoints[f * 75..(f + 1) * 75]);
                     Some(observe(&pts, &c.intrinsics.into(), (c.width, c.height), cfg, rng))
                 })
                 .collect()
