@@ -387,12 +387,7 @@ impl Fitter {
             let cams = vec![view.camera; c.len()];
             let sizes = vec![(view.width, view.height); c.len()];
             let done0 = ci * chunk;
-            let mut cb = |s: usize, n: usize| -> bool {
-                match progress.as_deref_mut() {
-                    Some(p) => p(&Progress { stage: "refining", done: done0 * n + s * c.len(), total: total * n }),
-                    None => true,
-                }
-            };
+            let mut cb = refine_progress(progress, done0, c.len(), total);
             let (x, ct) = self.refine_view(&x, &ct, &kp, &cams, &sizes, betas, cfg, smooth.map(|w| (c.len(), w)), Some(&mut cb))?;
             for (k, &i) in c.iter().enumerate() {
                 vf.x[i * 144..(i + 1) * 144].copy_from_slice(&x[k * 144..(k + 1) * 144]);
@@ -495,12 +490,7 @@ impl Fitter {
                 let mut g = CalibratedViewsGuidance::new(&self.diff, bt, views, &ts)?;
                 let total = frames.len();
                 let done0 = ci * opts.chunk;
-                let mut cb = |s: usize, n: usize| -> bool {
-                    match progress.as_deref_mut() {
-                        Some(p) => p(&Progress { stage: "refining", done: done0 * n + s * b, total: total * n }),
-                        None => true,
-                    }
-                };
+                let mut cb = refine_progress(progress, done0, b, total);
                 let o = refine(&self.prior.denoiser, &self.schedule, &Tensor::from_vec(xs, (b, 144), dev)?, Some(&cond), &mut g, &cfg, Some(&mut cb))?;
                 let xr: Vec<f32> = o.x0.flatten_all()?.to_vec1()?;
                 let tr = g.translation()?;
@@ -645,6 +635,15 @@ impl Fitter {
             }
         }
         Ok(e)
+    }
+}
+
+/// The refinement's per-step callback for a chunk of `len` frames starting at frame `done0` of
+/// `total`, reported as the fit's "refining" stage (frames x guided steps).
+fn refine_progress<'p, 'f: 'p>(progress: &'p mut Option<ProgressFn<'f>>, done0: usize, len: usize, total: usize) -> impl FnMut(usize, usize) -> bool + use<'p, 'f> {
+    move |s, n| match progress.as_deref_mut() {
+        Some(p) => p(&Progress { stage: "refining", done: done0 * n + s * len, total: total * n }),
+        None => true,
     }
 }
 
