@@ -36,6 +36,19 @@ use crate::motion::{Motion, MotionCamera, CV_TO_GL};
 /// Fewest confident keypoints for a view to count as seeing the person in a frame.
 pub const MIN_KEYPOINTS: usize = 4;
 
+/// Hypotheses placed in their observations' cameras ([`Fitter::place_hypotheses`]).
+#[derive(Clone, Debug, Default)]
+pub struct Placed {
+    /// `[B * n, 3]` closed-form camera translations.
+    pub cam_t: Vec<f32>,
+    /// `[B * n]` reprojection errors, pixels (infinite when unplaceable).
+    pub reprojection_px: Vec<f32>,
+    /// `[B * n, 24, 3]` SMPL joints in the camera frame.
+    pub joints: Vec<f32>,
+    /// `[B * n, 25, 3]` BODY_25 points in the camera frame.
+    pub keypoints: Vec<f32>,
+}
+
 /// One camera of the input.
 #[derive(Clone, Debug)]
 pub struct FitView {
@@ -222,35 +235,72 @@ impl Fitter {
         if keypoints.len() != b * 75 || n == 0 {
             return Err(Error::Input(format!("initialize: {} keypoint values for {b} cameras and {n} hypotheses", keypoints.len())));
         }
-        let betas = self.betas(betas)?;
         let x = self.sample_hypotheses(keypoints, cameras, n, step, seed)?;
-        let rot = rotations(&x)?;
+        let placed = self.place_hypotheses(&x, keypoints, cameras, n, betas)?;
+        let picks = self.pick(&x, &placed, keypoints, cameras, n)?;
+        let mut init = Init { x: Vec::with_capacity(b * 144), cam_t: Vec::with_capacity(b * 3), reprojection_px: Vec::with_capacity(b) };
+        for (i, &h) in picks.iter().enumerate() {
+            let j = i * n + h;
+            init.x.extend_from_slice(&x[j * 144..(j + 1) * 144]);
+            init.cam_t.extend_from_slice(&placed.cam_t[j * 3..(j + 1) * 3]);
+            init.reprojection_px.push(placed.reprojection_px[j]);
+        }
+        Ok(init)
+    }
+
+    /// Places hypotheses `x` `[B * n, 144]` (observation-major) in their observations' cameras:
+    /// each gets its camera translation in closed form from the keypoints `[B, 25, 3]`, and its
+    /// reprojection error (infinite when the solve fails or puts the body behind the camera).
+    pub fn place_hypotheses(&self, x: &[f32], keypoints: &[f32], cameras: &[Pinhole], n: usize, betas: &[f32]) -> Result<Placed> {
+        let b = cameras.len();
+        if keypoints.len() != b * 75 || x.len() != b * n * 144 {
+            return Err(Error::Input(format!("place_hypotheses: {} pose values and {} keypoint values for {b} cameras x {n} hypotheses", x.len(), keypoints.len())));
+        }
+        let betas = self.betas(betas)?;
+        let rot = rotations(x)?;
         let bb: Vec<f32> = (0..b * n).flat_map(|_| betas.iter().copied()).collect();
         let mut out = BodyOutput::default();
         self.body.forward_joints(&bb, &rot, &vec![0.0; b * n * 3], &mut out)?;
-        let mut init = Init { x: Vec::with_capacity(b * 144), cam_t: Vec::with_capacity(b * 3), reprojection_px: Vec::with_capacity(b) };
+        let mut p = Placed { cam_t: Vec::with_capacity(b * n * 3), reprojection_px: Vec::with_capacity(b * n), joints: out.joints, keypoints: out.keypoints };
         for i in 0..b {
             let kp = &keypoints[i * 75..(i + 1) * 75];
             let xy: Vec<f32> = kp.chunks_exact(3).flat_map(|k| [k[0], k[1]]).collect();
             let conf: Vec<f32> = kp.chunks_exact(3).map(|k| k[2]).collect();
-            let mut best = (f32::INFINITY, 0usize, [0.0f32, 0.0, 10.0]);
             for h in 0..n {
                 let j = i * n + h;
-                let pts = &out.keypoints[j * 75..(j + 1) * 75];
-                let t = solve_translation(pts, &xy, &conf, &cameras[i]).unwrap_or([0.0, 0.0, 10.0]);
-                let cam: Vec<f32> = pts.chunks_exact(3).flat_map(|p| [p[0] + t[0], p[1] + t[1], p[2] + t[2]]).collect();
-                let e = reprojection_error(&cam, kp, &cameras[i]);
-                let e = if e.is_finite() && t[2] > 0.0 { e } else { f32::INFINITY };
-                if e < best.0 || h == 0 {
-                    best = (e, h, t);
+                let t = solve_translation(&p.keypoints[j * 75..(j + 1) * 75], &xy, &conf, &cameras[i]).unwrap_or([0.0, 0.0, 10.0]);
+                for q in 0..25 {
+                    for d in 0..3 {
+                        p.keypoints[j * 75 + q * 3 + d] += t[d];
+                    }
                 }
+                for q in 0..NUM_JOINTS {
+                    for d in 0..3 {
+                        p.joints[j * 72 + q * 3 + d] += t[d];
+                    }
+                }
+                let e = reprojection_error(&p.keypoints[j * 75..(j + 1) * 75], kp, &cameras[i]);
+                p.reprojection_px.push(if e.is_finite() && t[2] > 0.0 { e } else { f32::INFINITY });
+                p.cam_t.extend_from_slice(&t);
             }
-            let j = i * n + best.1;
-            init.x.extend_from_slice(&x[j * 144..(j + 1) * 144]);
-            init.cam_t.extend_from_slice(&best.2);
-            init.reprojection_px.push(best.0);
         }
-        Ok(init)
+        Ok(p)
+    }
+
+    /// The hypothesis kept for each observation (index in `0..n`): the lowest reprojection error.
+    pub fn pick(&self, _x: &[f32], placed: &Placed, _keypoints: &[f32], cameras: &[Pinhole], n: usize) -> Result<Vec<usize>> {
+        Ok((0..cameras.len())
+            .map(|i| {
+                let r = &placed.reprojection_px[i * n..(i + 1) * n];
+                let mut best = 0;
+                for h in 1..n {
+                    if r[h] < r[best] {
+                        best = h;
+                    }
+                }
+                best
+            })
+            .collect())
     }
 
     /// ScoreHMR keypoint refinement of B observations in one camera view each: `x` `[B, 144]`,

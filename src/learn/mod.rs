@@ -6,3 +6,4 @@ pub mod gmm;
 pub mod mocap;
 pub mod synth;
 pub mod train;
+pub mod tune;

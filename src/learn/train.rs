@@ -15,8 +15,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::synth::{Generator, Sample, SynthConfig, POSE_DIM};
@@ -24,7 +23,7 @@ use crate::body::BodyModel;
 use crate::diffusion::prior::{condition_tensor, Prior, PriorConfig};
 use crate::diffusion::{Rng, Schedule};
 use crate::error::{Error, Result};
-use crate::guide::Adam;
+use super::tune::Tuner;
 
 /// Settings of a training run (serialised into checkpoints and the prior's provenance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,39 +96,9 @@ pub struct TrainReport {
     pub validation: Vec<ValPoint>,
 }
 
-/// One [`Adam`] per variable (ScoreHMR's betas), stepped together at a shared learning rate.
-fn adam_for(vars: &[Var], betas: (f64, f64)) -> Result<Vec<Adam>> {
-    vars.iter()
-        .map(|v| {
-            let mut a = Adam::new(v.as_tensor(), 0.0)?;
-            (a.beta1, a.beta2) = betas;
-            Ok(a)
-        })
-        .collect()
-}
-
-/// Named variables of a prior in a fixed order (encoder then denoiser).
-fn named_vars(evars: &VarMap, dvars: &VarMap) -> Vec<(String, Var)> {
-    let mut v: Vec<(String, Var)> = Vec::new();
-    for (prefix, map) in [("encoder.", evars), ("denoiser.", dvars)] {
-        let data = map.data().lock().expect("varmap lock");
-        let mut names: Vec<&String> = data.keys().collect();
-        names.sort();
-        for n in names {
-            v.push((format!("{prefix}{n}"), data[n].clone()));
-        }
-    }
-    v
-}
-
 /// The learning rate at `step` (warm-up, then cosine decay).
 fn lr_at(cfg: &TrainConfig, step: usize) -> f64 {
-    if step < cfg.warmup {
-        return cfg.lr * (step + 1) as f64 / cfg.warmup as f64;
-    }
-    let p = (step - cfg.warmup) as f64 / (cfg.steps.saturating_sub(cfg.warmup)).max(1) as f64;
-    let f = cfg.final_lr_frac + (1.0 - cfg.final_lr_frac) * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos());
-    cfg.lr * f
+    super::tune::lr_schedule(cfg.lr, cfg.warmup, cfg.final_lr_frac, cfg.steps, step)
 }
 
 /// A batch as tensors: x0 `[B, 144]`, condition features `[B, 78]`.
@@ -184,15 +153,15 @@ pub fn checkpoint_path(out_dir: &Path) -> PathBuf {
     out_dir.join("checkpoint.safetensors")
 }
 
-fn save_checkpoint(path: &Path, step: usize, vars: &[(String, Var)], ema: &[Tensor], adam: &[Adam], cfg: &TrainConfig, report: &TrainReport) -> Result<()> {
+fn save_checkpoint(path: &Path, step: usize, tuner: &Tuner, cfg: &TrainConfig, report: &TrainReport) -> Result<()> {
     let mut map: HashMap<String, Tensor> = HashMap::new();
-    for (i, (n, v)) in vars.iter().enumerate() {
+    for (i, (n, v)) in tuner.vars.iter().enumerate() {
         map.insert(format!("param.{n}"), v.as_tensor().clone());
-        map.insert(format!("ema.{n}"), ema[i].clone());
-        map.insert(format!("adam_m.{n}"), adam[i].m.clone());
-        map.insert(format!("adam_v.{n}"), adam[i].v.clone());
+        map.insert(format!("ema.{n}"), tuner.ema[i].clone());
+        map.insert(format!("adam_m.{n}"), tuner.adam[i].m.clone());
+        map.insert(format!("adam_v.{n}"), tuner.adam[i].v.clone());
     }
-    map.insert("step".into(), Tensor::new(&[step as u32, adam[0].t as u32], &Device::Cpu)?);
+    map.insert("step".into(), Tensor::new(&[step as u32, tuner.adam[0].t as u32], &Device::Cpu)?);
     let meta = serde_json::to_vec(&(cfg, report)).map_err(|e| Error::Input(e.to_string()))?;
     let n = meta.len();
     map.insert("meta_json".into(), Tensor::from_vec(meta, n, &Device::Cpu)?);
@@ -227,10 +196,8 @@ pub fn train_prior(
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let sched = Schedule::scorehmr();
     let (prior, evars, dvars) = Prior::init(&cfg.prior, cfg.seed, DType::F32, device)?;
-    let vars = named_vars(&evars, &dvars);
-    let var_list: Vec<Var> = vars.iter().map(|(_, v)| v.clone()).collect();
-    let mut adam = adam_for(&var_list, cfg.betas)?;
-    let mut ema: Vec<Tensor> = var_list.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?;
+    let mut tuner = Tuner::from_varmaps(prior, &evars, &dvars, cfg.betas)?;
+    (tuner.clip, tuner.ema_beta, tuner.ema_every) = (cfg.clip, cfg.ema_beta, cfg.ema_every);
     let mut report = TrainReport { steps: cfg.steps, seconds: 0.0, final_train_loss: f64::NAN, validation: Vec::new() };
     let mut start = 0usize;
     let ckpt = checkpoint_path(out_dir);
@@ -242,15 +209,16 @@ pub fn train_prior(
         if saved_cfg.prior != cfg.prior || saved_cfg.seed != cfg.seed || saved_cfg.batch != cfg.batch {
             return Err(Error::Input(format!("{}: the checkpoint was trained with other settings (prior size, seed or batch); use another output folder or the same settings", ckpt.display())));
         }
-        for (i, (n, v)) in vars.iter().enumerate() {
+        for (i, (n, v)) in tuner.vars.iter().enumerate() {
             v.set(&get(&format!("param.{n}"))?)?;
-            ema[i] = get(&format!("ema.{n}"))?;
-            adam[i].m = get(&format!("adam_m.{n}"))?;
-            adam[i].v = get(&format!("adam_v.{n}"))?;
+            tuner.ema[i] = get(&format!("ema.{n}"))?;
+            tuner.adam[i].m = get(&format!("adam_m.{n}"))?;
+            tuner.adam[i].v = get(&format!("adam_v.{n}"))?;
         }
         let st: Vec<u32> = get("step")?.to_vec1()?;
         start = st[0] as usize;
-        for a in adam.iter_mut() {
+        tuner.steps = start;
+        for a in tuner.adam.iter_mut() {
             a.t = st[1] as i32;
         }
         report.validation = saved_report.validation;
@@ -270,57 +238,21 @@ pub fn train_prior(
         let noise = rng.normal_tensor(&[cfg.batch, POSE_DIM], DType::F32, device)?;
         let drop: Vec<u8> = (0..cfg.batch).map(|_| (rng.uniform() < cfg.cond_drop) as u8).collect();
         let drop = Tensor::from_vec(drop, cfg.batch, device)?;
-        let c = prior.encode(&feats)?;
+        let c = tuner.prior.encode(&feats)?;
         let x_t = sched.q_sample(&x0, &t, &noise)?;
-        let eps = prior.denoiser.forward_masked(&x_t, &t, &c, &drop)?;
+        let eps = tuner.prior.denoiser.forward_masked(&x_t, &t, &c, &drop)?;
         let loss = eps.sub(&noise)?.sqr()?.mean_all()?;
         let lv = loss.to_scalar::<f32>()? as f64;
         if !lv.is_finite() {
             return Err(Error::Input(format!("training diverged at step {step} (loss {lv}); lower --lr")));
         }
         smooth_loss = if smooth_loss.is_nan() { lv } else { 0.98 * smooth_loss + 0.02 * lv };
-        let gs = loss.backward()?;
-        let mut grads = Vec::with_capacity(var_list.len());
-        let mut sq = 0.0f64;
-        for v in &var_list {
-            let g = match gs.get(v.as_tensor()) {
-                Some(g) => g.clone(),
-                None => v.as_tensor().zeros_like()?,
-            };
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            grads.push(g);
-        }
-        let norm = sq.sqrt();
-        if norm > cfg.clip {
-            let s = cfg.clip / (norm + 1e-6);
-            for g in grads.iter_mut() {
-                *g = (&*g * s)?;
-            }
-        }
-        let lr = lr_at(cfg, step);
-        for ((a, v), g) in adam.iter_mut().zip(&var_list).zip(&grads) {
-            a.lr = lr;
-            a.step(v, g)?;
-        }
-        // ema_pytorch: every update_every steps; a copy until update_after_step (100).
+        tuner.step(&loss, lr_at(cfg, step))?;
         let k = step + 1;
-        if k % cfg.ema_every == 0 {
-            if k <= 100 {
-                for (e, v) in ema.iter_mut().zip(&var_list) {
-                    *e = v.as_tensor().copy()?;
-                }
-            } else {
-                let epoch = (k - 100 - 1) as f64;
-                let d = (1.0 - (1.0 + epoch).powf(-2.0 / 3.0)).clamp(0.0, cfg.ema_beta);
-                for (e, v) in ema.iter_mut().zip(&var_list) {
-                    *e = ((&*e * d)? + (v.as_tensor() * (1.0 - d))?)?;
-                }
-            }
-        }
         let last = k == cfg.steps;
         let mut vp = None;
         if (cfg.val_every > 0 && k % cfg.val_every == 0) || last {
-            let ep = ema_prior(&prior, &vars, &ema, device)?;
+            let ep = tuner.ema_prior()?;
             let (l, l0) = val_loss(&ep, &sched, &vset)?;
             report.validation.push(ValPoint { step: k, loss: l, loss_null: l0 });
             vp = report.validation.last().cloned();
@@ -328,33 +260,14 @@ pub fn train_prior(
         report.seconds = secs_before + t0.elapsed().as_secs_f64();
         report.final_train_loss = smooth_loss;
         if (cfg.checkpoint_every > 0 && k % cfg.checkpoint_every == 0) || last {
-            save_checkpoint(&ckpt, k, &vars, &ema, &adam, cfg, &report)?;
+            save_checkpoint(&ckpt, k, &tuner, cfg, &report)?;
         }
         if !progress(k, cfg.steps, smooth_loss, vp.as_ref()) {
-            save_checkpoint(&ckpt, k, &vars, &ema, &adam, cfg, &report)?;
+            save_checkpoint(&ckpt, k, &tuner, cfg, &report)?;
             return Err(Error::Cancelled);
         }
     }
-    let ep = ema_prior(&prior, &vars, &ema, device)?;
-    Ok((ep, report))
-}
-
-/// The prior with the EMA weights.
-fn ema_prior(prior: &Prior, vars: &[(String, Var)], ema: &[Tensor], device: &Device) -> Result<Prior> {
-    let mut bytes_map: HashMap<String, Tensor> = HashMap::new();
-    for ((n, _), e) in vars.iter().zip(ema) {
-        bytes_map.insert(n.clone(), e.clone());
-    }
-    let mut den = HashMap::new();
-    let mut enc = HashMap::new();
-    for (k, t) in bytes_map {
-        if let Some(n) = k.strip_prefix("denoiser.") {
-            den.insert(n.to_string(), t);
-        } else if let Some(n) = k.strip_prefix("encoder.") {
-            enc.insert(n.to_string(), t);
-        }
-    }
-    Prior::from_parts(&prior.config, den, enc, device)
+    Ok((tuner.ema_prior()?, report))
 }
 
 /// Training and validation poses `[N * 24 * 9]` from mocap clips, split by clip with
