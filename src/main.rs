@@ -33,6 +33,10 @@ enum Cmd {
     /// Fits the body to 2D keypoints (one image, a video, or several views) and writes .glb,
     /// .usda, the fitted parameters (.json) and optional overlay pictures.
     Fit(Box<FitArgs>),
+    /// Data cleaning with the HMR-Scorer (ADHMR): corrupts a fraction of training labels the way
+    /// pseudo-ground-truth fits go wrong, scores every label against its observation, drops the
+    /// lowest-scoring fraction, and trains priors on the clean, corrupted and cleaned sets.
+    Clean(learncmd::CleanArgs),
     /// Measures fits on the held-out validation clips (single frame, noise sweep, calibrated
     /// views, video) against the SMPLify baseline; prints a markdown table.
     Eval {
@@ -172,6 +176,14 @@ enum TrainCmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// Trains ADHMR's HMR-Scorer (ranks candidate fits against 2D keypoints) on hypotheses
+    /// around the truth and from the prior, and measures it (correlation with the true error,
+    /// fits picked by reprojection vs by the scorer).
+    Scorer(learncmd::ScorerArgs),
+    /// Fine-tunes the prior with Diffusion-DPO (ADHMR) on preference pairs: scorer-ranked
+    /// samples of 2D-only observations of a new pose domain, and truth-vs-sample pairs of
+    /// 3D-labelled data; sweeps beta and the learning rate and reports before/after.
+    Dpo(learncmd::DpoArgs),
 }
 
 #[derive(Args)]
@@ -327,6 +339,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Demo { out } => demo::run(&out),
         Cmd::Fit(a) => fitcmd::run(&a).map(|_| ()),
         Cmd::Eval { data, prior, out, quick, seed } => eval_cmd(&data, prior.as_deref(), out.as_deref(), quick, seed),
+        Cmd::Train(TrainCmd::Scorer(a)) => learncmd::train_scorer_cmd(&a),
+        Cmd::Train(TrainCmd::Dpo(a)) => learncmd::train_dpo_cmd(&a),
+        Cmd::Clean(a) => learncmd::clean_cmd(&a),
         Cmd::Train(TrainCmd::Prior { data, out, work, steps, batch, lr, seed, resume, hidden, cond, quiet }) => {
             train_prior_cmd(&data, &out, &work, steps, batch, lr, seed, resume, hidden, cond, quiet)
         }
@@ -413,6 +428,7 @@ fn train_prior_cmd(data: &Path, out: &Path, work: &Path, steps: usize, batch: us
 }
 
 mod fitcmd;
+mod learncmd;
 
 mod demo {
     //! `rigfit demo`: fits the bundled example (examples/data/, made by

@@ -46,21 +46,9 @@ const BOX_MARGIN: f32 = 1.2;
 /// keypoints give all zeros (the encoder then sees "nothing observed").
 pub fn condition_features(keypoints: &[f32], camera: &Pinhole) -> [f32; COND_FEATURES] {
     let mut f = [0.0f32; COND_FEATURES];
-    let (mut lo, mut hi, mut n) = ([f32::MAX; 2], [f32::MIN; 2], 0);
-    for k in keypoints.chunks_exact(3).take(NUM_BODY25) {
-        if k[2] > 0.0 && k[0].is_finite() && k[1].is_finite() {
-            n += 1;
-            for a in 0..2 {
-                lo[a] = lo[a].min(k[a]);
-                hi[a] = hi[a].max(k[a]);
-            }
-        }
-    }
-    if n < 2 {
+    let Some((bx, by, s)) = keypoint_box(keypoints) else {
         return f;
-    }
-    let (bx, by) = (0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]));
-    let s = (BOX_MARGIN * (hi[0] - lo[0]).max(hi[1] - lo[1])).max(1.0);
+    };
     for (i, k) in keypoints.chunks_exact(3).take(NUM_BODY25).enumerate() {
         if k[2] > 0.0 && k[0].is_finite() && k[1].is_finite() {
             f[3 * i] = (k[0] - bx) / s;
@@ -73,6 +61,26 @@ pub fn condition_features(keypoints: &[f32], camera: &Pinhole) -> [f32; COND_FEA
     f[c + 1] = 2.0 * (by - camera.cy) / camera.fy;
     f[c + 2] = 5.0 * s / camera.fx;
     f
+}
+
+/// The person's box of BODY_25 keypoints `[25, 3]`: centre (x, y) and side (the larger extent of
+/// the confident keypoints times the 1.2 margin, at least 1 px), pixels; None with fewer than two
+/// confident keypoints. The frame [`condition_features`] normalises keypoints to.
+pub fn keypoint_box(keypoints: &[f32]) -> Option<(f32, f32, f32)> {
+    let (mut lo, mut hi, mut n) = ([f32::MAX; 2], [f32::MIN; 2], 0);
+    for k in keypoints.chunks_exact(3).take(NUM_BODY25) {
+        if k[2] > 0.0 && k[0].is_finite() && k[1].is_finite() {
+            n += 1;
+            for a in 0..2 {
+                lo[a] = lo[a].min(k[a]);
+                hi[a] = hi[a].max(k[a]);
+            }
+        }
+    }
+    if n < 2 {
+        return None;
+    }
+    Some((0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), (BOX_MARGIN * (hi[0] - lo[0]).max(hi[1] - lo[1])).max(1.0)))
 }
 
 /// Condition features of a batch: `keypoints` `[B, 25, 3]`, one camera per sample; returns

@@ -186,13 +186,16 @@ pub struct Fitter {
     pub diff: DiffBody,
     pub prior: Prior,
     pub schedule: Schedule,
+    /// The HMR-Scorer that picks among the sampled hypotheses ([`crate::learn::scorer`]); None
+    /// picks the lowest reprojection error.
+    pub scorer: Option<crate::learn::scorer::Scorer>,
 }
 
 impl Fitter {
     pub fn new(body: BodyModel, prior: Prior) -> Result<Self> {
         let device = prior.denoiser.device().clone();
         let diff = DiffBody::new(&body, &device)?;
-        Ok(Self { body, diff, prior, schedule: Schedule::scorehmr() })
+        Ok(Self { body, diff, prior, schedule: Schedule::scorehmr(), scorer: None })
     }
 
     /// The embedded default body and prior on the CPU: no files, no downloads.
@@ -287,11 +290,21 @@ impl Fitter {
         Ok(p)
     }
 
-    /// The hypothesis kept for each observation (index in `0..n`): the lowest reprojection error.
-    pub fn pick(&self, _x: &[f32], placed: &Placed, _keypoints: &[f32], cameras: &[Pinhole], n: usize) -> Result<Vec<usize>> {
+    /// The hypothesis kept for each observation (index in `0..n`): the highest score of the
+    /// fitter's scorer, or without one the lowest reprojection error. Unplaceable hypotheses
+    /// (infinite reprojection error) are kept only when all are.
+    pub fn pick(&self, x: &[f32], placed: &Placed, keypoints: &[f32], cameras: &[Pinhole], n: usize) -> Result<Vec<usize>> {
+        let key: Vec<f32> = match &self.scorer {
+            Some(sc) => {
+                let f = crate::learn::scorer::features(x, placed, keypoints, cameras, n);
+                let s = sc.score(&f, self.device())?;
+                s.iter().zip(&placed.reprojection_px).map(|(s, r)| if r.is_finite() && s.is_finite() { -s } else { f32::INFINITY }).collect()
+            }
+            None => placed.reprojection_px.clone(),
+        };
         Ok((0..cameras.len())
             .map(|i| {
-                let r = &placed.reprojection_px[i * n..(i + 1) * n];
+                let r = &key[i * n..(i + 1) * n];
                 let mut best = 0;
                 for h in 1..n {
                     if r[h] < r[best] {

@@ -1,9 +1,12 @@
 //! Learning the prior: mocap retargeting, synthetic samples, training, the SMPLify baseline's GMM pose
 //! prior, and (later) the scorer, preference optimisation and reward fine-tuning.
 
+pub mod clean;
+pub mod dpo;
 pub mod eval;
 pub mod gmm;
 pub mod mocap;
+pub mod scorer;
 pub mod synth;
 pub mod train;
 pub mod tune;

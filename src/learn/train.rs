@@ -187,6 +187,51 @@ pub fn train_prior(
     device: &Device,
     progress: TrainProgress,
 ) -> Result<(Prior, TrainReport)> {
+    train_impl(model, Source::Poses(train), val, cfg, out_dir, resume, device, progress)
+}
+
+/// [`train_prior`] on a fixed set of samples (observation + label, as a pseudo-ground-truth
+/// dataset is: no fresh cameras, no augmentation): each step draws `cfg.batch` of them.
+#[allow(clippy::too_many_arguments)]
+pub fn train_prior_fixed(
+    model: &BodyModel,
+    samples: &[Sample],
+    val: &[f32],
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    device: &Device,
+    progress: TrainProgress,
+) -> Result<(Prior, TrainReport)> {
+    if samples.is_empty() {
+        return Err(Error::Input("train_prior_fixed: no samples".into()));
+    }
+    train_impl(model, Source::Fixed(samples), val, cfg, out_dir, resume, device, progress)
+}
+
+/// Where training batches come from.
+enum Source<'a> {
+    /// Poses `[N * 216]` seen by fresh random cameras every step.
+    Poses(&'a [f32]),
+    /// A fixed sample set.
+    Fixed(&'a [Sample]),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_impl(
+    model: &BodyModel,
+    source: Source,
+    val: &[f32],
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    device: &Device,
+    progress: TrainProgress,
+) -> Result<(Prior, TrainReport)> {
+    let train: &[f32] = match source {
+        Source::Poses(p) => p,
+        Source::Fixed(_) => val,
+    };
     if train.is_empty() || train.len() % 216 != 0 || val.is_empty() || val.len() % 216 != 0 {
         return Err(Error::Input(format!("train_prior: {} train and {} validation values, expected non-empty [N, 24, 3, 3]", train.len(), val.len())));
     }
@@ -231,9 +276,16 @@ pub fn train_prior(
     let mut smooth_loss = f64::NAN;
     for step in start..cfg.steps {
         let mut rng = Rng::new(cfg.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let poses = pick(train, cfg.batch, &mut rng);
-        let samples = gen.generate(&poses, &mut rng)?;
-        let (x0, feats) = batch_tensors(&samples, device)?;
+        let (x0, feats) = match source {
+            Source::Poses(train) => {
+                let poses = pick(train, cfg.batch, &mut rng);
+                batch_tensors(&gen.generate(&poses, &mut rng)?, device)?
+            }
+            Source::Fixed(all) => {
+                let batch: Vec<Sample> = (0..cfg.batch).map(|_| all[rng.below(all.len() as u64) as usize].clone()).collect();
+                batch_tensors(&batch, device)?
+            }
+        };
         let t = rng.timesteps(cfg.batch, sched.num_timesteps(), device)?;
         let noise = rng.normal_tensor(&[cfg.batch, POSE_DIM], DType::F32, device)?;
         let drop: Vec<u8> = (0..cfg.batch).map(|_| (rng.uniform() < cfg.cond_drop) as u8).collect();
