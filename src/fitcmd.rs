@@ -126,7 +126,10 @@ pub fn run(a: &FitArgs) -> Result<(FitResult, Fitter)> {
         Some(p) => Prior::load(p, &candle_core::Device::Cpu)?,
         None => Prior::default_prior(&candle_core::Device::Cpu)?,
     };
-    let fitter = Fitter::new(model, prior)?;
+    let mut fitter = Fitter::new(model, prior)?;
+    if let Some(p) = &a.scorer {
+        fitter.scorer = Some(rigfit::learn::scorer::Scorer::load(p, &candle_core::Device::Cpu)?);
+    }
     let opts = FitOptions {
         hypotheses: a.hypotheses,
         refine: !a.no_refine,

@@ -120,6 +120,10 @@ struct FitArgs {
     /// Prior file (default: the embedded default prior).
     #[arg(long)]
     prior: Option<PathBuf>,
+    /// HMR-Scorer file (rigfit train scorer): picks the initial estimate among the sampled
+    /// hypotheses instead of the lowest reprojection error.
+    #[arg(long)]
+    scorer: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArg,
     /// No progress bar or summary.
