@@ -217,6 +217,9 @@ pub fn train_dpo_cmd(a: &DpoArgs) -> Result<()> {
             let (mut prior, dlog) = train_dpo(&base, &p2, &p3, &cfg, &mut |k, _, l, acc| {
                 pb.set_position(k as u64);
                 pb.set_message(format!("beta {beta} lr {lr:e}: loss {l:.4} acc {acc:.2}"));
+                if a.quiet && k % 100 == 0 {
+                    eprintln!("[{:6.1} s] beta {beta} lr {lr:e}: step {k}, loss {l:.4}, implicit accuracy {acc:.2}", t0.elapsed().as_secs_f64());
+                }
                 true
             })?;
             pb.finish();
@@ -327,6 +330,9 @@ pub fn clean_cmd(a: &CleanArgs) -> Result<()> {
             let (prior, rep) = train_prior_fixed(&fitter.body, set, &dom.cmu_val, &cfg, &work, false, &Device::Cpu, &mut |k, _, l, _| {
                 pb.set_position(k as u64);
                 pb.set_message(format!("{name}: loss {l:.4}"));
+                if a.quiet && k % 250 == 0 {
+                    eprintln!("[{:6.1} s] {name}: step {k}, loss {l:.4}", t0.elapsed().as_secs_f64());
+                }
                 true
             })?;
             pb.finish();
