@@ -4,6 +4,7 @@
 pub mod eval;
 pub mod gmm;
 pub mod mocap;
+pub mod reward;
 pub mod synth;
 pub mod train;
 pub mod tune;
