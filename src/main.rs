@@ -202,6 +202,9 @@ enum TrainCmd {
         batch: usize,
         #[arg(long, default_value_t = 4)]
         seeds: usize,
+        /// DDIM step size of the chain from t = 999 (40: 25 network evaluations).
+        #[arg(long, default_value_t = 40)]
+        ddim_step: u32,
         /// Held-out samples per domain in the evaluation.
         #[arg(long, default_value_t = 128)]
         eval_samples: usize,
@@ -369,8 +372,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Train(TrainCmd::Prior { data, out, work, steps, batch, lr, seed, resume, hidden, cond, quiet }) => {
             train_prior_cmd(&data, &out, &work, steps, batch, lr, seed, resume, hidden, cond, quiet)
         }
-        Cmd::Train(TrainCmd::Reward { data, out, prior, work, steps, k, w_kl, lr, batch, seeds, eval_samples, seed, quiet }) => {
-            let train = rigfit::learn::reward::RewardConfig { steps, k, w_kl, lr, batch, seeds, seed, ..Default::default() };
+        Cmd::Train(TrainCmd::Reward { data, out, prior, work, steps, k, w_kl, lr, batch, seeds, ddim_step, eval_samples, seed, quiet }) => {
+            let train = rigfit::learn::reward::RewardConfig { steps, k, w_kl, lr, batch, seeds, ddim_step, seed, ..Default::default() };
             let cfg = rigfit::learn::reward::ExperimentConfig { train, eval_samples, ..Default::default() };
             train_reward_cmd(&data, &out, prior.as_deref(), &work, &cfg, quiet)
         }

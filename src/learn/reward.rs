@@ -450,7 +450,8 @@ pub struct FailureModes {
     /// their keypoint was observed or missing.
     pub pa_visible_mm: f64,
     pub pa_missing_mm: f64,
-    pub missing_points: usize,
+    /// Missing BODY_25 keypoints per sample.
+    pub missing_points: f64,
 }
 
 /// Measures [`FailureModes`] of `fitter`'s prior on `samples`: `n` hypotheses each (DDIM step
@@ -522,7 +523,7 @@ pub fn failure_modes(fitter: &Fitter, samples: &[Sample], n: usize, seed: u64) -
     fm.reprojection_px = rep / rep_n.max(1) as f64;
     fm.pa_visible_mm = vis / vis_n.max(1) as f64;
     fm.pa_missing_mm = if mis_n > 0 { mis / mis_n as f64 } else { f64::NAN };
-    fm.missing_points = mis_n / n.max(1);
+    fm.missing_points = mis_n as f64 / bn;
     Ok(fm)
 }
 
