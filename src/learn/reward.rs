@@ -790,6 +790,26 @@ mod tests {
     }
 
     #[test]
+    fn differentiable_chain_matches_ddim_sample_and_starts_with_zero_kl() {
+        let (_, _, samples) = setup(3, &SynthConfig::default(), 6);
+        let prior = Prior::default_prior(&Device::Cpu).unwrap();
+        let sched = Schedule::scorehmr();
+        let obs: Vec<Obs2d> = samples.iter().map(Obs2d::from_sample).collect();
+        let refs: Vec<&Obs2d> = obs.iter().collect();
+        let (feats, _) = batch_of(&refs, 2, &Device::Cpu).unwrap();
+        let noise = Rng::new(3).normal_tensor(&[6, 144], DType::F32, &Device::Cpu).unwrap();
+        let c = prior.encode(&feats).unwrap();
+        let want: Vec<f32> = crate::diffusion::ddim::ddim_sample(&prior.denoiser, &sched, &noise, Some(&c), 999, 40, Some(1.0)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for k in [1, 3, 0] {
+            let (x0, kl) = differentiable_chain(&prior, &prior, &sched, &feats, &noise, 40, k).unwrap();
+            let got: Vec<f32> = x0.flatten_all().unwrap().to_vec1().unwrap();
+            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(err < 1e-3, "K={k}: max difference {err} to ddim_sample");
+            assert_eq!(kl.to_scalar::<f32>().unwrap(), 0.0);
+        }
+    }
+
+    #[test]
     fn chain_timesteps_of_step_40_are_25() {
         let s = Schedule::scorehmr();
         let ts = chain_timesteps(&s, 40).unwrap();
