@@ -284,13 +284,20 @@ pub struct CleanArgs {
     /// Only score and report precision / recall (no training).
     #[arg(long)]
     no_train: bool,
+    /// Fine-tune this prior on each set instead of training from scratch (when the CPU budget
+    /// cannot train three priors to a useful level).
+    #[arg(long)]
+    from_prior: Option<PathBuf>,
+    /// Peak learning rate (default: training's 1e-3 from scratch, 1e-4 with --from-prior).
+    #[arg(long)]
+    lr: Option<f64>,
     #[arg(long)]
     quiet: bool,
 }
 
 pub fn clean_cmd(a: &CleanArgs) -> Result<()> {
     use rigfit::learn::clean::{clean_stats, corrupt_samples, keep_mask, score_labels};
-    use rigfit::learn::train::{train_prior_fixed, TrainConfig};
+    use rigfit::learn::train::{finetune_prior_fixed, train_prior_fixed, TrainConfig};
     let t0 = std::time::Instant::now();
     let log = |s: &str| eprintln!("[{:6.1} s] {s}", t0.elapsed().as_secs_f64());
     let dom = Domains::load(&a.data, &mut |s| log(s))?;
@@ -318,35 +325,53 @@ pub fn clean_cmd(a: &CleanArgs) -> Result<()> {
         stats.recall_by_kind[0].1, stats.recall_by_kind[1].1, stats.recall_by_kind[2].1, err_all, err_kept
     );
     let mut reports = Vec::new();
+    let mut val_losses: Vec<(String, f64)> = Vec::new();
     if !a.no_train {
         let cleaned: Vec<_> = corrupted.iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| s.clone()).collect();
-        let cfg = TrainConfig { steps: a.steps, batch: a.batch, seed: a.seed, val_every: 0, checkpoint_every: 0, ..TrainConfig::default() };
+        let init = match &a.from_prior {
+            Some(p) => Some(Prior::load(p, &Device::Cpu)?),
+            None => None,
+        };
+        let mut cfg = TrainConfig { steps: a.steps, batch: a.batch, seed: a.seed, val_every: 0, checkpoint_every: 0, ..TrainConfig::default() };
+        if let Some(p) = &init {
+            (cfg.prior, cfg.lr, cfg.warmup) = (p.config.clone(), 1e-4, a.steps / 10);
+        }
+        if let Some(lr) = a.lr {
+            cfg.lr = lr;
+        }
         let sets = EvalSets::new(&fitter.body, &dom, a.eval_samples, 7)?;
         let mut efit = Fitter::new(BodyModel::default_body()?, Prior::default_prior(&Device::Cpu)?)?;
         for (name, set) in [("clean", &clean), ("corrupted", &corrupted), ("corrupted then cleaned", &cleaned)] {
             let pb = bar(cfg.steps, a.quiet);
             pb.set_message(name.to_string());
             let work = a.out.join(name.replace(' ', "_"));
-            let (prior, rep) = train_prior_fixed(&fitter.body, set, &dom.cmu_val, &cfg, &work, false, &Device::Cpu, &mut |k, _, l, _| {
+            let mut cb = |k: usize, _: usize, l: f64, _: Option<&rigfit::learn::train::ValPoint>| {
                 pb.set_position(k as u64);
                 pb.set_message(format!("{name}: loss {l:.4}"));
                 if a.quiet && k % 250 == 0 {
                     eprintln!("[{:6.1} s] {name}: step {k}, loss {l:.4}", t0.elapsed().as_secs_f64());
                 }
                 true
-            })?;
+            };
+            let (prior, rep) = match &init {
+                Some(p) => finetune_prior_fixed(&fitter.body, p, set, &dom.cmu_val, &cfg, &work, &Device::Cpu, &mut cb)?,
+                None => train_prior_fixed(&fitter.body, set, &dom.cmu_val, &cfg, &work, false, &Device::Cpu, &mut cb)?,
+            };
             pb.finish();
             prior.save(&work.join("prior.safetensors"))?;
             efit.prior = prior;
             let r = sets.report(&efit, &format!("{name} ({} labels)", set.len()), 16, true)?;
-            log(&format!("{name}: trained in {:.0} s; CMU val hyp. PA-MPJPE {:.1}, refined {:.1}", rep.seconds, r.cmu.hyp_pa_mpjpe, r.cmu.refined_pa_mpjpe));
+            let vl = rep.validation.last().map(|v| v.loss).unwrap_or(f64::NAN);
+            log(&format!("{name}: trained in {:.0} s; validation eps-MSE {vl:.4}; CMU val hyp. PA-MPJPE {:.1}, refined {:.1}", rep.seconds, r.cmu.hyp_pa_mpjpe, r.cmu.refined_pa_mpjpe));
+            val_losses.push((name.to_string(), vl));
             reports.push(r);
         }
-        md.push_str(&format!("\n## Priors trained on each set ({} steps, batch {}, same seed)\n\n", a.steps, a.batch));
+        let how = if init.is_some() { "fine-tuned from the given prior" } else { "trained from scratch" };
+        md.push_str(&format!("\n## Priors {how} on each set ({} steps, batch {}, lr {:e}, same seed)\n\nValidation eps-MSE (CMU validation clips, fixed t and noise): {}\n\n", a.steps, a.batch, cfg.lr, val_losses.iter().map(|(n, v)| format!("{n} {v:.4}")).collect::<Vec<_>>().join(", ")));
         md.push_str(&rigfit::learn::tune::markdown(&reports));
     }
     println!("{md}");
     rigfit::io::write_atomic(&a.out.join("clean.md"), md.as_bytes())?;
-    write_json(&a.out.join("clean.json"), &serde_json::json!({"stats": stats, "label_pa_mpjpe_all": err_all, "label_pa_mpjpe_kept": err_kept, "reports": reports}))?;
+    write_json(&a.out.join("clean.json"), &serde_json::json!({"stats": stats, "label_pa_mpjpe_all": err_all, "label_pa_mpjpe_kept": err_kept, "validation_eps_mse": val_losses, "from_prior": a.from_prior, "reports": reports}))?;
     Ok(())
 }

@@ -187,7 +187,7 @@ pub fn train_prior(
     device: &Device,
     progress: TrainProgress,
 ) -> Result<(Prior, TrainReport)> {
-    train_impl(model, Source::Poses(train), val, cfg, out_dir, resume, device, progress)
+    train_impl(model, Source::Poses(train), None, val, cfg, out_dir, resume, device, progress)
 }
 
 /// [`train_prior`] on a fixed set of samples (observation + label, as a pseudo-ground-truth
@@ -206,7 +206,26 @@ pub fn train_prior_fixed(
     if samples.is_empty() {
         return Err(Error::Input("train_prior_fixed: no samples".into()));
     }
-    train_impl(model, Source::Fixed(samples), val, cfg, out_dir, resume, device, progress)
+    train_impl(model, Source::Fixed(samples), None, val, cfg, out_dir, resume, device, progress)
+}
+
+/// [`train_prior_fixed`] starting from the weights of `init` (fine-tuning; `cfg.prior` must
+/// equal `init.config` up to provenance).
+#[allow(clippy::too_many_arguments)]
+pub fn finetune_prior_fixed(
+    model: &BodyModel,
+    init: &Prior,
+    samples: &[Sample],
+    val: &[f32],
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    device: &Device,
+    progress: TrainProgress,
+) -> Result<(Prior, TrainReport)> {
+    if samples.is_empty() {
+        return Err(Error::Input("finetune_prior_fixed: no samples".into()));
+    }
+    train_impl(model, Source::Fixed(samples), Some(init), val, cfg, out_dir, false, device, progress)
 }
 
 /// Where training batches come from.
@@ -221,6 +240,7 @@ enum Source<'a> {
 fn train_impl(
     model: &BodyModel,
     source: Source,
+    init: Option<&Prior>,
     val: &[f32],
     cfg: &TrainConfig,
     out_dir: &Path,
@@ -240,8 +260,13 @@ fn train_impl(
     }
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let sched = Schedule::scorehmr();
-    let (prior, evars, dvars) = Prior::init(&cfg.prior, cfg.seed, DType::F32, device)?;
-    let mut tuner = Tuner::from_varmaps(prior, &evars, &dvars, cfg.betas)?;
+    let mut tuner = match init {
+        Some(p) => Tuner::from_prior(p, cfg.betas)?,
+        None => {
+            let (prior, evars, dvars) = Prior::init(&cfg.prior, cfg.seed, DType::F32, device)?;
+            Tuner::from_varmaps(prior, &evars, &dvars, cfg.betas)?
+        }
+    };
     (tuner.clip, tuner.ema_beta, tuner.ema_every) = (cfg.clip, cfg.ema_beta, cfg.ema_every);
     let mut report = TrainReport { steps: cfg.steps, seconds: 0.0, final_train_loss: f64::NAN, validation: Vec::new() };
     let mut start = 0usize;
