@@ -11,8 +11,9 @@
 //! - [`guide`]: the guidance terms (keypoints with the camera, calibrated views, multi-view
 //!   consistency, video smoothness).
 //! - [`fit`]: the fitting pipelines ([`fit::Fitter`]) and the SMPLify baseline.
-//! - [`learn`]: mocap retargeting, synthetic samples, prior training, the GMM pose prior and
-//!   the evaluation.
+//! - [`learn`]: mocap retargeting, synthetic samples, prior training, the GMM pose prior, the
+//!   evaluation, and improving the prior without 3D labels: the HMR-Scorer, Diffusion-DPO and
+//!   data cleaning (ADHMR), reward fine-tuning (DrPose), on shared plumbing ([`learn::tune`]).
 //! - [`io`]: file formats: NumPy archives, 2D keypoints ([`io::keypoints`]: OpenPose, COCO,
 //!   MMPose, MediaPipe -> BODY_25), BVH mocap ([`io::bvh`]), atomic writes.
 //! - [`export`]: glTF, USD and overlay pictures of a motion.
