@@ -110,8 +110,10 @@ pub fn train_scorer_cmd(a: &ScorerArgs) -> Result<()> {
     let evals = vec![evaluate_scorer(&scorer, &pool_cmu, "CMU val", &Device::Cpu)?, evaluate_scorer(&scorer, &pool_daz, "dance val", &Device::Cpu)?];
     // Time per scored hypothesis: features + network, batched.
     let tt = std::time::Instant::now();
-    let placed = fitter.place_hypotheses(&pool_cmu.x, &cmu_val.iter().flat_map(|s| s.keypoints.clone()).collect::<Vec<_>>(), &cmu_val.iter().map(|s| s.camera).collect::<Vec<_>>(), pool_cmu.n, &[])?;
-    let f = rigfit::learn::scorer::features(&pool_cmu.x, &placed, &cmu_val.iter().flat_map(|s| s.keypoints.clone()).collect::<Vec<_>>(), &cmu_val.iter().map(|s| s.camera).collect::<Vec<_>>(), pool_cmu.n);
+    let kp: Vec<f32> = cmu_val.iter().flat_map(|s| s.keypoints.iter().copied()).collect();
+    let cams: Vec<_> = cmu_val.iter().map(|s| s.camera).collect();
+    let placed = fitter.place_hypotheses(&pool_cmu.x, &kp, &cams, pool_cmu.n, &[])?;
+    let f = rigfit::learn::scorer::features(&pool_cmu.x, &placed, &kp, &cams, pool_cmu.n);
     let _ = scorer.score(&f, &Device::Cpu)?;
     let ms = tt.elapsed().as_secs_f64() * 1000.0 / pool_cmu.errors.len().max(1) as f64;
     scorer.config.provenance = serde_json::json!({"command": std::env::args().collect::<Vec<_>>().join(" "), "train": cfg, "final_loss": loss});

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::synth::{Sample, SMPL_MIRROR};
+use super::synth::{mirror_rotation, Sample, SMPL_MIRROR};
 use crate::body::{BodyModel, NUM_JOINTS};
 use crate::diffusion::Rng;
 use crate::error::Result;
@@ -36,19 +36,6 @@ fn r6(x: &[f32], j: usize) -> [f32; 9] {
     rot6d_to_matrix(&<[f32; 6]>::try_from(&x[j * 6..j * 6 + 6]).expect("6D"))
 }
 
-/// M R M with M = diag(-1, 1, 1) (the mirror image of a rotation).
-fn mirror(r: &[f32; 9]) -> [f32; 9] {
-    let mut o = *r;
-    for a in 0..3 {
-        for b in 0..3 {
-            if (a == 0) != (b == 0) {
-                o[a * 3 + b] = -o[a * 3 + b];
-            }
-        }
-    }
-    o
-}
-
 /// A corrupted copy of the label `x` `[144]` (camera-frame 6D pose); `rest` `[24, 3]` are the
 /// body's rest joints, `parents` its tree.
 pub fn corrupt(x: &[f32], kind: Corruption, rest: &[f32], parents: &[i32; NUM_JOINTS], rng: &mut Rng) -> Vec<f32> {
@@ -59,8 +46,8 @@ pub fn corrupt(x: &[f32], kind: Corruption, rest: &[f32], parents: &[i32; NUM_JO
             for (&a, &b) in l.iter().zip(&r) {
                 debug_assert_eq!(SMPL_MIRROR[a], b);
                 let (ra, rb) = (r6(x, a), r6(x, b));
-                out[a * 6..a * 6 + 6].copy_from_slice(&matrix_to_rot6d(&mirror(&rb)));
-                out[b * 6..b * 6 + 6].copy_from_slice(&matrix_to_rot6d(&mirror(&ra)));
+                out[a * 6..a * 6 + 6].copy_from_slice(&matrix_to_rot6d(&mirror_rotation(&rb)));
+                out[b * 6..b * 6 + 6].copy_from_slice(&matrix_to_rot6d(&mirror_rotation(&ra)));
             }
         }
         Corruption::Depth => {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::synth::Sample;
 use super::tune::{lr_schedule, Tuner};
-use crate::diffusion::prior::{condition_tensor, Prior, COND_FEATURES};
+use crate::diffusion::prior::{condition_features, Prior, COND_FEATURES};
 use crate::diffusion::{Rng, Schedule};
 use crate::error::{Error, Result};
 use crate::fit::Fitter;
@@ -109,7 +109,6 @@ pub fn pairs_2d(fitter: &Fitter, keypoints: &[f32], cameras: &[Pinhole], cfg: &D
         let placed = fitter.place_hypotheses(&x, kp, cams, n, &[])?;
         let f = super::scorer::features(&x, &placed, kp, cams, n);
         let s = scorer.score(&f, fitter.device())?;
-        let cond = condition_tensor(kp, cams, &Device::Cpu, DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         for i in 0..hi - lo {
             let mut order: Vec<usize> = (0..n).filter(|&h| placed.reprojection_px[i * n + h].is_finite() && s[i * n + h].is_finite()).collect();
             order.sort_by(|&a, &b| s[i * n + b].partial_cmp(&s[i * n + a]).unwrap_or(std::cmp::Ordering::Equal));
@@ -124,7 +123,7 @@ pub fn pairs_2d(fitter: &Fitter, keypoints: &[f32], cameras: &[Pinhole], cfg: &D
                 }
                 let l = cands[rng.below(cands.len() as u64) as usize];
                 let (jw, jl) = (i * n + w, i * n + l);
-                pairs.push(&x[jw * 144..(jw + 1) * 144], &x[jl * 144..(jl + 1) * 144], &cond[i * COND_FEATURES..(i + 1) * COND_FEATURES], s[jw] - s[jl]);
+                pairs.push(&x[jw * 144..(jw + 1) * 144], &x[jl * 144..(jl + 1) * 144], &condition_features(&kp[i * 75..(i + 1) * 75], &cams[i]), s[jw] - s[jl]);
             }
         }
         progress(hi, b);
@@ -139,9 +138,8 @@ pub fn pairs_3d(fitter: &Fitter, samples: &[Sample], seed: u64) -> Result<Pairs>
         let kp: Vec<f32> = part.iter().flat_map(|s| s.keypoints.iter().copied()).collect();
         let cams: Vec<Pinhole> = part.iter().map(|s| s.camera).collect();
         let x = exact_6d(&fitter.sample_hypotheses(&kp, &cams, 1, 40, seed ^ (c as u64 + 7).wrapping_mul(0x9E37_79B9))?)?;
-        let cond = condition_tensor(&kp, &cams, &Device::Cpu, DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         for (i, s) in part.iter().enumerate() {
-            pairs.push(&s.x, &x[i * 144..(i + 1) * 144], &cond[i * COND_FEATURES..(i + 1) * COND_FEATURES], f32::NAN);
+            pairs.push(&s.x, &x[i * 144..(i + 1) * 144], &condition_features(&s.keypoints, &s.camera), f32::NAN);
         }
     }
     Ok(pairs)

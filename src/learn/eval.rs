@@ -20,7 +20,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::gmm::GmmPrior;
-use super::synth::{observe, Generator, Sample, SynthConfig};
+use super::synth::{observe, Sample, SynthConfig};
 use crate::body::{BodyOutput, NUM_JOINTS};
 use crate::diffusion::ddim::RefineConfig;
 use crate::diffusion::Rng;
@@ -139,20 +139,6 @@ pub fn single_frame(fitter: &Fitter, gmm: &GmmPrior, samples: &[Sample], hypothe
     // possible in the shared scorer (mean shape): its joints use the mean shape as the others.
     rows.push(Row { setting: label.into(), method: "SMPLify baseline (from the initial estimate)".into(), frames: b, scores: score_samples(fitter, samples, &xs, &so.cam_t, t_smp)? });
     Ok(rows)
-}
-
-/// Validation poses `[N * 216]` -> `n` samples with `cfg`.
-pub fn draw_samples(fitter: &Fitter, poses: &[f32], n: usize, cfg: &SynthConfig, seed: u64) -> Result<Vec<Sample>> {
-    let count = poses.len() / 216;
-    if count == 0 {
-        return Err(Error::Input("evaluation: no validation poses".into()));
-    }
-    let mut rng = Rng::new(seed);
-    let refs: Vec<&[f32]> = (0..n).map(|_| {
-        let i = rng.below(count as u64) as usize;
-        &poses[i * 216..(i + 1) * 216]
-    }).collect();
-    Generator::new(&fitter.body, cfg.clone()).generate(&refs, &mut rng)
 }
 
 /// A random camera around the point `target`: distance 3-7 m, height 0.2-2.2 m, field of view
@@ -345,12 +331,12 @@ pub fn evaluate(fitter: &Fitter, train_poses: &[f32], val_poses: &[f32], val_cli
     let gmm = fit_gmm(train_poses, 20_000, cfg.seed)?;
     let mut rows = Vec::new();
     progress("single frame");
-    let samples = draw_samples(fitter, val_poses, cfg.single_samples, &SynthConfig::default(), cfg.seed)?;
+    let samples = super::tune::domain_samples(&fitter.body, val_poses, cfg.single_samples, &SynthConfig::default(), cfg.seed)?;
     rows.extend(single_frame(fitter, &gmm, &samples, cfg.hypotheses, cfg.seed, "single frame")?);
     for &nl in &cfg.noise_levels {
         progress(&format!("noise {nl}"));
         let sc = SynthConfig { noise_frac: (nl, nl), ..SynthConfig::default() };
-        let samples = draw_samples(fitter, val_poses, cfg.sweep_samples, &sc, cfg.seed ^ 0x5EEE)?;
+        let samples = super::tune::domain_samples(&fitter.body, val_poses, cfg.sweep_samples, &sc, cfg.seed ^ 0x5EEE)?;
         rows.extend(single_frame(fitter, &gmm, &samples, cfg.hypotheses, cfg.seed, &format!("single frame, noise {:.1}% of size", nl * 100.0))?);
     }
     progress("multi-view");

@@ -460,12 +460,7 @@ pub fn failure_modes(fitter: &Fitter, samples: &[Sample], n: usize, seed: u64) -
     let b = samples.len();
     let kp: Vec<f32> = samples.iter().flat_map(|s| s.keypoints.iter().copied()).collect();
     let cams: Vec<Pinhole> = samples.iter().map(|s| s.camera).collect();
-    let mut x = Vec::with_capacity(b * n * 144);
-    for (c, chunk) in (0..b).collect::<Vec<_>>().chunks(64).enumerate() {
-        let k: Vec<f32> = chunk.iter().flat_map(|&i| kp[i * 75..(i + 1) * 75].to_vec()).collect();
-        let cm: Vec<Pinhole> = chunk.iter().map(|&i| cams[i]).collect();
-        x.extend(fitter.sample_hypotheses(&k, &cm, n, 40, seed ^ (c as u64).wrapping_mul(0x9E37_79B9))?);
-    }
+    let x = super::tune::sample_batched(fitter, samples, n, seed)?;
     let placed = fitter.place_hypotheses(&x, &kp, &cams, n, &[])?;
     let mut fm = FailureModes { hypotheses: b * n, ..Default::default() };
     let (mut limbs, mut flips, mut hyp_flips) = (0usize, 0usize, 0usize);

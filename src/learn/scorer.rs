@@ -531,20 +531,9 @@ pub fn train_scorer(pool: &Pool, cfg: &ScorerTrainConfig, device: &Device, progr
             return Err(Error::Input(format!("scorer training diverged at step {step}; lower --lr")));
         }
         smooth = if smooth.is_nan() { lv } else { 0.98 * smooth + 0.02 * lv };
-        let gs = loss.backward()?;
-        let mut grads = Vec::new();
-        let mut sq = 0.0f64;
-        for v in &vars {
-            let gr = gs.get(v.as_tensor()).cloned().unwrap_or(v.as_tensor().zeros_like()?);
-            sq += gr.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            grads.push(gr);
-        }
-        let scale = if sq.sqrt() > 1.0 { 1.0 / (sq.sqrt() + 1e-6) } else { 1.0 };
         let lr = super::tune::lr_schedule(cfg.lr, 100, 0.05, cfg.steps, step);
-        for ((a, v), gr) in adam.iter_mut().zip(&vars).zip(&grads) {
-            a.lr = lr;
-            a.step(v, &(gr * scale)?)?;
-        }
+        let refs: Vec<&Var> = vars.iter().collect();
+        super::tune::clipped_adam_step(&loss, &refs, &mut adam, 1.0, lr)?;
         if !progress(step + 1, cfg.steps, smooth) {
             return Err(Error::Cancelled);
         }

@@ -133,17 +133,24 @@ fn rot_x(a: f32) -> [f32; 9] {
 pub fn mirror_pose(rot: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0; NUM_JOINTS * 9];
     for j in 0..NUM_JOINTS {
-        let s = &rot[SMPL_MIRROR[j] * 9..SMPL_MIRROR[j] * 9 + 9];
-        let d = &mut out[j * 9..j * 9 + 9];
-        // M R M with M = diag(-1, 1, 1): entries (r, c) flip sign when exactly one of r, c is 0.
-        for r in 0..3 {
-            for c in 0..3 {
-                let sign = if (r == 0) != (c == 0) { -1.0 } else { 1.0 };
-                d[r * 3 + c] = sign * s[r * 3 + c];
+        let s: &[f32; 9] = rot[SMPL_MIRROR[j] * 9..SMPL_MIRROR[j] * 9 + 9].try_into().expect("3x3");
+        out[j * 9..j * 9 + 9].copy_from_slice(&mirror_rotation(s));
+    }
+    out
+}
+
+/// The mirror image of a rotation under the reflection x -> -x: `M R M` with
+/// `M = diag(-1, 1, 1)` (entries (r, c) flip sign when exactly one of r, c is 0).
+pub fn mirror_rotation(r: &[f32; 9]) -> [f32; 9] {
+    let mut o = *r;
+    for a in 0..3 {
+        for b in 0..3 {
+            if (a == 0) != (b == 0) {
+                o[a * 3 + b] = -o[a * 3 + b];
             }
         }
     }
-    out
+    o
 }
 
 impl<'a> Generator<'a> {

@@ -248,12 +248,13 @@ fn train_impl(
     device: &Device,
     progress: TrainProgress,
 ) -> Result<(Prior, TrainReport)> {
-    let train: &[f32] = match source {
-        Source::Poses(p) => p,
-        Source::Fixed(_) => val,
-    };
-    if train.is_empty() || train.len() % 216 != 0 || val.is_empty() || val.len() % 216 != 0 {
-        return Err(Error::Input(format!("train_prior: {} train and {} validation values, expected non-empty [N, 24, 3, 3]", train.len(), val.len())));
+    let bad = |v: &[f32]| v.is_empty() || v.len() % 216 != 0;
+    if let Source::Poses(train) = source {
+        if bad(train) || bad(val) {
+            return Err(Error::Input(format!("train_prior: {} train and {} validation values, expected non-empty [N, 24, 3, 3]", train.len(), val.len())));
+        }
+    } else if bad(val) {
+        return Err(Error::Input(format!("train_prior: {} validation values, expected non-empty [N, 24, 3, 3]", val.len())));
     }
     if cfg.batch == 0 || cfg.steps == 0 {
         return Err(Error::Input("train_prior: steps and batch must be positive".into()));

@@ -97,31 +97,8 @@ impl Tuner {
     /// [`Tuner::clip`], Adam at `lr`, EMA update. Returns the gradient norm before clipping.
     /// Variables the loss does not reach get a zero gradient.
     pub fn step(&mut self, loss: &Tensor, lr: f64) -> Result<f64> {
-        let gs = loss.backward()?;
-        let mut grads = Vec::with_capacity(self.vars.len());
-        let mut sq = 0.0f64;
-        for (_, v) in &self.vars {
-            let g = match gs.get(v.as_tensor()) {
-                Some(g) => g.clone(),
-                None => v.as_tensor().zeros_like()?,
-            };
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            grads.push(g);
-        }
-        let norm = sq.sqrt();
-        if !norm.is_finite() {
-            return Err(Error::Input(format!("gradient is not finite at step {} (norm {norm}); lower the learning rate", self.steps)));
-        }
-        if norm > self.clip {
-            let s = self.clip / (norm + 1e-6);
-            for g in grads.iter_mut() {
-                *g = (&*g * s)?;
-            }
-        }
-        for ((a, (_, v)), g) in self.adam.iter_mut().zip(&self.vars).zip(&grads) {
-            a.lr = lr;
-            a.step(v, g)?;
-        }
+        let vars: Vec<&Var> = self.vars.iter().map(|(_, v)| v).collect();
+        let norm = clipped_adam_step(loss, &vars, &mut self.adam, self.clip, lr).map_err(|e| Error::Input(format!("step {}: {e}", self.steps)))?;
         self.steps += 1;
         self.ema_update()?;
         Ok(norm)
@@ -171,6 +148,39 @@ impl Tuner {
         }
         Prior::from_parts(&self.prior.config, den, enc, self.prior.denoiser.device())
     }
+}
+
+/// One optimiser step of `vars` on `loss` (a scalar): backward, clip the global gradient norm to
+/// `clip`, then each variable's [`Adam`] at `lr`. Variables the loss does not reach get a zero
+/// gradient. Returns the gradient norm before clipping; a non-finite norm is an error (nothing
+/// is stepped).
+pub fn clipped_adam_step(loss: &Tensor, vars: &[&Var], adam: &mut [Adam], clip: f64, lr: f64) -> Result<f64> {
+    let gs = loss.backward()?;
+    let mut grads = Vec::with_capacity(vars.len());
+    let mut sq = 0.0f64;
+    for v in vars {
+        let g = match gs.get(v.as_tensor()) {
+            Some(g) => g.clone(),
+            None => v.as_tensor().zeros_like()?,
+        };
+        sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        grads.push(g);
+    }
+    let norm = sq.sqrt();
+    if !norm.is_finite() {
+        return Err(Error::Input(format!("gradient is not finite (norm {norm}); lower the learning rate")));
+    }
+    if norm > clip {
+        let s = clip / (norm + 1e-6);
+        for g in grads.iter_mut() {
+            *g = (&*g * s)?;
+        }
+    }
+    for ((a, v), g) in adam.iter_mut().zip(vars).zip(&grads) {
+        a.lr = lr;
+        a.step(v, g)?;
+    }
+    Ok(norm)
 }
 
 fn prior_from_varmaps(config: &PriorConfig, evars: &VarMap, dvars: &VarMap, dev: &Device) -> Result<Prior> {
@@ -303,18 +313,25 @@ pub fn domain_samples(body: &BodyModel, poses: &[f32], n: usize, cfg: &SynthConf
 /// PCK threshold: a fraction of the larger side of the person's 2D box (visible keypoints).
 pub const PCK_FRACTION: f32 = 0.05;
 
+/// `n` hypotheses `[B * n, 144]` for each of `samples` (DDIM step 40), sampled in chunks of 64
+/// observations; chunk c's noise is seeded by `seed ^ (c * 0x9E3779B9)`.
+pub fn sample_batched(fitter: &Fitter, samples: &[Sample], n: usize, seed: u64) -> Result<Vec<f32>> {
+    let mut x = Vec::with_capacity(samples.len() * n * 144);
+    for (c, chunk) in samples.chunks(64).enumerate() {
+        let k: Vec<f32> = chunk.iter().flat_map(|s| s.keypoints.iter().copied()).collect();
+        let cm: Vec<Pinhole> = chunk.iter().map(|s| s.camera).collect();
+        x.extend(fitter.sample_hypotheses(&k, &cm, n, 40, seed ^ (c as u64).wrapping_mul(0x9E37_79B9))?);
+    }
+    Ok(x)
+}
+
 /// Scores `fitter`'s prior on `samples`: `n` hypotheses each (DDIM step 40, seed `seed`), the
 /// fitter's pick, and (with `refine`) ScoreHMR refinement of the pick.
 pub fn score_prior(fitter: &Fitter, samples: &[Sample], n: usize, seed: u64, refine: bool) -> Result<PriorScores> {
     let b = samples.len();
     let kp: Vec<f32> = samples.iter().flat_map(|s| s.keypoints.iter().copied()).collect();
     let cams: Vec<Pinhole> = samples.iter().map(|s| s.camera).collect();
-    let mut x = Vec::with_capacity(b * n * 144);
-    for (c, chunk) in (0..b).collect::<Vec<_>>().chunks(64).enumerate() {
-        let k: Vec<f32> = chunk.iter().flat_map(|&i| kp[i * 75..(i + 1) * 75].to_vec()).collect();
-        let cm: Vec<Pinhole> = chunk.iter().map(|&i| cams[i]).collect();
-        x.extend(fitter.sample_hypotheses(&k, &cm, n, 40, seed ^ (c as u64).wrapping_mul(0x9E37_79B9))?);
-    }
+    let x = sample_batched(fitter, samples, n, seed)?;
     let errs = hypothesis_errors(&fitter.body, samples, &x, n, &[], false)?;
     let placed = fitter.place_hypotheses(&x, &kp, &cams, n, &[])?;
     let picks = fitter.pick(&x, &placed, &kp, &cams, n)?;
