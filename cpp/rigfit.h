@@ -89,9 +89,9 @@ typedef struct RigfitFitOptions {
   // Shape coefficients held fixed `[num_betas]` (NULL / 0: the mean shape).
   const float *betas;
   size_t num_betas;
-  // Refinement schedule overrides; 0 keeps ScoreHMR's value for the mode (single image and
-  // calibrated views: tau 50, step 2, 10 iterations; video: the same without early stopping;
-  // uncalibrated views: tau 100, step 10, 2 iterations).
+  // Refinement schedule overrides; 0 keeps the mode's value (single image, video and
+  // calibrated views: tau 50, step 2, 20 iterations with ScoreHMR's guidance x 5;
+  // uncalibrated views: ScoreHMR's tau 100, step 10, 2 iterations).
   uint32_t refine_tau;
   uint32_t refine_step;
   uint32_t refine_iters;

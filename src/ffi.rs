@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once, OnceLock};
 
 use crate::body::{BodyModel, BodyOutput, JOINT_NAMES, NUM_BODY25, NUM_JOINTS};
-use crate::diffusion::ddim::RefineConfig;
 use crate::diffusion::Prior;
 use crate::error::Error;
 use crate::fit::{FitInput, FitOptions, FitView, Fitter, Progress};
@@ -148,9 +147,9 @@ pub struct RigfitFitOptions {
     /// Shape coefficients held fixed `[num_betas]` (NULL / 0: the mean shape).
     pub betas: *const f32,
     pub num_betas: usize,
-    /// Refinement schedule overrides; 0 keeps ScoreHMR's value for the mode (single image and
-    /// calibrated views: tau 50, step 2, 10 iterations; video: the same without early stopping;
-    /// uncalibrated views: tau 100, step 10, 2 iterations).
+    /// Refinement schedule overrides; 0 keeps the mode's value (single image, video and
+    /// calibrated views: tau 50, step 2, 20 iterations with ScoreHMR's guidance x 5;
+    /// uncalibrated views: ScoreHMR's tau 100, step 10, 2 iterations).
     pub refine_tau: u32,
     pub refine_step: u32,
     pub refine_iters: u32,
@@ -665,15 +664,7 @@ unsafe fn fit_options(p: *const RigfitFitOptions, fi: &FitInput) -> R<FitOptions
     let refine_config = if o.refine_tau == 0 && o.refine_step == 0 && o.refine_iters == 0 {
         None
     } else {
-        // The mode's schedule, as Fitter::fit picks it.
-        let v = fi.views.len();
-        let mut c = if v > 1 && !fi.views.iter().all(|w| w.pose.is_some()) {
-            RefineConfig::multiview()
-        } else if v == 1 && fi.keypoints.len() > 1 && o.temporal != 0 {
-            RefineConfig::video()
-        } else {
-            RefineConfig::keypoints()
-        };
+        let mut c = crate::fit::mode_refine_config(fi);
         if o.refine_tau != 0 {
             c.tau = o.refine_tau;
         }

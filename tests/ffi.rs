@@ -113,7 +113,7 @@ fn fast_options() -> RigfitFitOptions {
 }
 
 fn rust_options(frames: usize) -> FitOptions {
-    let base = if frames > 1 { RefineConfig::video() } else { RefineConfig::keypoints() };
+    let base = RefineConfig::fitting();
     FitOptions {
         hypotheses: 2,
         sample_step: 250,

@@ -8,7 +8,9 @@
 //!    ([`crate::geom::camera::solve_translation`]), and the one with the lowest reprojection
 //!    error is kept.
 //! 2. **ScoreHMR refinement** ([`crate::diffusion::ddim::refine`]): DDIM inversion to t = 50 and
-//!    keypoint-guided sampling back, 10 times, the camera translation optimised jointly; video
+//!    keypoint-guided sampling back, the camera translation optimised jointly; by default
+//!    [`RefineConfig::fitting`] (20 times, ScoreHMR's guidance x 5; [`mode_refine_config`]),
+//!    [`RefineConfig::keypoints`] is ScoreHMR's own (10 times, x 1); video
 //!    adds the temporal smoothness term (W_SMOOTH 30) over the track; calibrated views sum the
 //!    keypoint terms of all views around one body translation; uncalibrated views use ScoreHMR's
 //!    multi-view consistency (tau 100, step 10, 2 iterations) after per-view fits.
@@ -189,6 +191,19 @@ pub struct Fitter {
     /// The HMR-Scorer that picks among the sampled hypotheses ([`crate::learn::scorer`]); None
     /// picks the lowest reprojection error.
     pub scorer: Option<crate::learn::scorer::Scorer>,
+}
+
+/// The refinement schedule `Fitter::fit` uses for `input` when `FitOptions::refine_config` is
+/// None, and the one that option replaces: ScoreHMR's multi-view consistency schedule for
+/// uncalibrated views (after per-view [`RefineConfig::fitting`]), otherwise rigfit's keypoint
+/// fitting (one image, video with or without temporal guidance, calibrated views).
+pub fn mode_refine_config(input: &FitInput) -> RefineConfig {
+    let v = input.views.len();
+    if v > 1 && !input.views.iter().all(|w| w.pose.is_some()) {
+        RefineConfig::multiview()
+    } else {
+        RefineConfig::fitting()
+    }
 }
 
 impl Fitter {
@@ -417,7 +432,7 @@ impl Fitter {
         if v == 1 {
             let vf = &mut per_view[0];
             if opts.refine {
-                let cfg = opts.refine_config.clone().unwrap_or(if video { RefineConfig::video() } else { RefineConfig::keypoints() });
+                let cfg = opts.refine_config.clone().unwrap_or_else(|| mode_refine_config(input));
                 self.refine_single(input, 0, vf, &cfg, video.then_some(opts.smooth_weight), &opts.betas, &mut progress)?;
             }
             motion = self.motion_single(input, vf, &opts.betas)?;
@@ -533,7 +548,7 @@ impl Fitter {
         let mut vf = ViewFit { x, cam_t: transl, seen, x_init: Vec::new(), cam_init: Vec::new() };
         vf.fill_unseen();
         if opts.refine {
-            let cfg = opts.refine_config.clone().unwrap_or(RefineConfig::keypoints());
+            let cfg = opts.refine_config.clone().unwrap_or_else(|| mode_refine_config(input));
             let frames: Vec<usize> = (0..f).filter(|&i| vf.seen[i]).collect();
             let dev = self.device();
             for (ci, c) in frames.chunks(opts.chunk).enumerate() {
@@ -604,13 +619,13 @@ impl Fitter {
             return Err(Error::Input("fit: every uncalibrated view must see the person in at least one frame".into()));
         }
         if opts.refine {
-            let cfg = RefineConfig::keypoints();
+            let cfg = RefineConfig::fitting();
             for vi in 0..v {
                 self.refine_single(input, vi, &mut per_view[vi], &cfg, None, &opts.betas, progress)?;
             }
             // ScoreHMR multi-view consistency over the V views of each frame.
             let dev = self.device();
-            let cfg = opts.refine_config.clone().unwrap_or(RefineConfig::multiview());
+            let cfg = opts.refine_config.clone().unwrap_or_else(|| mode_refine_config(input));
             let pv: &[ViewFit] = per_view;
             let xs: Vec<f32> = (0..f).flat_map(|i| (0..v).flat_map(move |vi| pv[vi].x[i * 144..(i + 1) * 144].to_vec()).collect::<Vec<_>>()).collect();
             let kps: Vec<f32> = (0..f).flat_map(|i| (0..v).flat_map(move |vi| input.keypoints[i][vi].clone().unwrap_or_else(|| vec![0.0; 75])).collect::<Vec<_>>()).collect();

@@ -24,10 +24,12 @@
 //! defined on axis-angle components, and candle has no differentiable `acos`/`atan2` to get
 //! them from 6D. The 6D input is converted once at the start, the result back at the end.
 //!
-//! Scale: SPIN runs SMPLify in 224 px crops with a 5000 px focal length; the reprojection terms
-//! are in squared pixels of whatever image the keypoints are given in, so for full images the
-//! data term weighs more against the priors than in SPIN (scale `reprojection_weight`, e.g. by
-//! `(224 / box_size)^2`, to reproduce SPIN's balance).
+//! Scale: SPIN runs SMPLify in 224 px crops (the keypoint box's larger side x 1.2) with a
+//! 5000 px focal length, so its weights balance squared residuals in crop pixels against the
+//! priors. rigfit projects with the observation's own camera and, by default, measures the
+//! residuals in pixels of the same 224 px crop ([`SmplifyConfig::crop_px`]), which keeps SPIN's
+//! balance for any image size; `crop_px: None` measures them in image pixels instead (the data
+//! term then weighs (box / 187)^2 times more).
 
 use candle_core::{DType, Tensor, Var};
 
@@ -80,6 +82,42 @@ pub struct SmplifyConfig {
     pub ignore_keypoints: Vec<usize>,
     /// Optimise the camera translation in the body stage too (SPIN: false; rigfit: true).
     pub camera_in_body_stage: bool,
+    /// Measure the reprojection residuals in pixels of a square crop of this size around the
+    /// person, as SPIN does (224 px crops of the keypoint box's larger side x 1.2): each sample's
+    /// residuals are scaled by `crop_px / (1.2 * box side)` before the squared error (stage 1)
+    /// and the Geman-McClure (stage 2), which keeps SPIN's balance between the data term and the
+    /// priors whatever the image size. `None` measures them in image pixels, which weighs the
+    /// data term (box / 187)^2 times more than SPIN for a person `box` pixels tall.
+    pub crop_px: Option<f64>,
+}
+
+/// SPIN's crop scale: the crop's side is the keypoint box's larger side times this
+/// (SPIN `bbox_from_openpose`: `rescale=1.2`).
+pub const SPIN_BOX_RESCALE: f64 = 1.2;
+
+/// Per-sample factors `[B]` that turn image pixels into pixels of a `crop_px` crop around each
+/// person (the box of its keypoints with confidence > 0, larger side x [`SPIN_BOX_RESCALE`]).
+/// A sample with fewer than two keypoints gets 1.
+pub fn crop_scales(obs: &KeypointObs, crop_px: f64) -> Result<Vec<f64>> {
+    let kp = to_vec_f64(&obs.keypoints)?;
+    let conf = to_vec_f64(&obs.conf)?;
+    Ok((0..obs.batch())
+        .map(|s| {
+            let (mut lo, mut hi, mut n) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2], 0);
+            for j in 0..NUM_BODY25 {
+                if conf[s * NUM_BODY25 + j] > 0.0 {
+                    for d in 0..2 {
+                        let v = kp[(s * NUM_BODY25 + j) * 2 + d];
+                        lo[d] = lo[d].min(v);
+                        hi[d] = hi[d].max(v);
+                    }
+                    n += 1;
+                }
+            }
+            let side = (hi[0] - lo[0]).max(hi[1] - lo[1]) * SPIN_BOX_RESCALE;
+            if n >= 2 && side > 1.0 { crop_px / side } else { 1.0 }
+        })
+        .collect())
 }
 
 impl Default for SmplifyConfig {
@@ -97,6 +135,7 @@ impl Default for SmplifyConfig {
             focal: None,
             ignore_keypoints: SPIN_IGNORED_BODY25.to_vec(),
             camera_in_body_stage: true,
+            crop_px: Some(224.0),
         }
     }
 }
@@ -291,6 +330,16 @@ pub fn smplify(
         keypoints: obs.keypoints.to_device(&dev)?.to_dtype(dt)?,
     };
     let conf = obs.conf.to_device(&dev)?.to_dtype(dt)?;
+    if let Some(c) = cfg.crop_px {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(Error::Input(format!("smplify: crop_px {c} must be positive")));
+        }
+    }
+    // Residual scale per sample [B, 1, 1] (1 in image pixels).
+    let res_scale = match cfg.crop_px {
+        Some(c) => Tensor::from_vec(crop_scales(obs, c)?, (b, 1, 1), &dev)?.to_dtype(dt)?,
+        None => Tensor::ones((b, 1, 1), dt, &dev)?,
+    };
 
     // Stage 1: camera translation and global orientation on the torso.
     let torso_idx = Tensor::from_slice(&TORSO_BODY25.map(|i| i as u32), 4, &dev)?;
@@ -302,7 +351,7 @@ pub fn smplify(
     let dw2 = cfg.depth_loss_weight * cfg.depth_loss_weight;
     for _ in 0..cfg.camera_iters {
         let proj = p.project(go.as_tensor(), pose.as_tensor(), betas.as_tensor(), cam.as_tensor())?;
-        let err = (proj.index_select(&torso_idx, 1)? - &torso_kp)?.sqr()?.sum(2)?; // [B, 4]
+        let err = (proj.index_select(&torso_idx, 1)? - &torso_kp)?.broadcast_mul(&res_scale)?.sqr()?.sum(2)?; // [B, 4]
         let reproj = (err * &torso_valid)?.sum(1)?; // [B]
         let depth = (cam.as_tensor().narrow(1, 2, 1)? - &depth0)?.sqr()?.squeeze(1)?; // [B]
         let loss = (reproj + (depth * dw2)?)?.sum_all()?;
@@ -338,7 +387,7 @@ pub fn smplify(
     for _ in 0..cfg.body_iters {
         let pt = pose.as_tensor();
         let proj = p.project(go.as_tensor(), pt, betas.as_tensor(), cam.as_tensor())?;
-        let reproj = (gmof(&(proj - &p.keypoints)?, cfg.sigma)?.sum(2)? * &w_kp)?.sum(1)?; // [B]
+        let reproj = (gmof(&(proj - &p.keypoints)?.broadcast_mul(&res_scale)?, cfg.sigma)?.sum(2)? * &w_kp)?.sum(1)?; // [B]
         let pose_prior = gmm.loss(pt)?; // [B]
         let angle = angle_prior(pt)?;
         let shape = betas.as_tensor().sqr()?.sum(1)?;
