@@ -144,6 +144,17 @@ fn main() -> rigfit::error::Result<()> {
         }
         println!("  pick by prior loss summed t<=100: {:.1}", pick_by(&|j| el[..4].iter().map(|v| v[j]).sum()));
         println!("  pick by prior loss summed all: {:.1}", pick_by(&|j| el.iter().map(|v| v[j]).sum()));
+        // The posterior-mean estimate: the mean of the K refined 6D poses (re-orthonormalised).
+        let mut mean6 = vec![0.0f32; b * 144];
+        for i in 0..b {
+            for h in 0..k {
+                for d in 0..144 {
+                    mean6[i * 144 + d] += xr[(i * k + h) * 144 + d] / k as f32;
+                }
+            }
+        }
+        let em = rigfit::learn::tune::hypothesis_errors(&fitter.body, &samples, &mean6, 1, &[], false)?;
+        println!("  mean of the {k} refined poses: {:.1}", em.iter().map(|e| e[1] as f64).sum::<f64>() / b as f64);
         let n = b as f64;
         println!("K {k} iters {iters}: first {:.1} mean {:.1} oracle {:.1} (init oracle {:.1}) by-reproj {:.1} by-scorer {:.1}", first / n, mean_all / n, orc / n, orc0 / n, byrep / n, bysc / n);
     }
