@@ -286,7 +286,7 @@ pub fn multiview(fitter: &Fitter, poses: &[f32], cfg: &EvalConfig) -> Result<Vec
         fit.add(&score_motion(fitter, &r1.motion, &m, t.elapsed().as_secs_f64(), crate::fit::mean_finite(&r1.reprojection_px) as f64)?, 1);
     }
     let label = format!("multi-view ({} calibrated views)", cfg.views);
-    Ok(vec![init.row(&label, "initial estimate (best view's sample)"), fit.row(&label, "ScoreHMR refinement, all views")])
+    Ok(vec![init.row(&label, "initial estimate (best view's sample)"), fit.row(&label, "refinement, all views (rigfit's default)")])
 }
 
 /// The video setting: windows of consecutive validation frames seen by one static camera.
