@@ -112,7 +112,7 @@ fn fast_options() -> RigfitFitOptions {
     o
 }
 
-fn rust_options(frames: usize) -> FitOptions {
+fn rust_options() -> FitOptions {
     let base = RefineConfig::fitting();
     FitOptions {
         hypotheses: 2,
@@ -351,7 +351,7 @@ fn fit_from_arrays_equals_the_rust_fit() {
         views: vec![FitView { name: "camera".into(), camera: rigfit::geom::camera::Pinhole { fx: 1200.0, fy: 1200.0, cx: 500.0, cy: 400.0 }, width: 1000, height: 800, pose: None }],
         fps: 30.0,
     };
-    let want = fitter.fit(&input, &rust_options(frames), None).unwrap();
+    let want = fitter.fit(&input, &rust_options(), None).unwrap();
     let got = motion_of(&fitted);
     assert_eq!(got, want.motion);
     let e = read(|o, c, l| unsafe { rigfit_motion_reprojection_px(fitted.0, o, c, l) });
@@ -368,7 +368,7 @@ fn fit_from_arrays_equals_the_rust_fit() {
     let partial = MotionH(out);
     let mut input2 = input.clone();
     input2.keypoints[1][0] = None;
-    let want2 = fitter.fit(&input2, &rust_options(frames), None).unwrap();
+    let want2 = fitter.fit(&input2, &rust_options(), None).unwrap();
     assert_eq!(motion_of(&partial), want2.motion);
 }
 

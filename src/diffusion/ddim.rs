@@ -40,11 +40,11 @@ pub const FITTING_GUIDANCE_SCALE: f64 = 5.0;
 pub const FITTING_ITERS: usize = 20;
 
 impl RefineConfig {
-    /// rigfit's single-frame keypoint fitting, the default of `rigfit fit` for one image and for
-    /// calibrated views: ScoreHMR's schedule (tau 50, step 2) with the guidance scaled by
-    /// [`FITTING_GUIDANCE_SCALE`], [`FITTING_ITERS`] iterations and no early stopping. On the
-    /// held-out evaluation it lowers PA-MPJPE by about 15% against [`RefineConfig::keypoints`]
-    /// at twice the time.
+    /// rigfit's keypoint fitting, the default of `rigfit fit` for one image, video and
+    /// calibrated views (`fit::mode_refine_config`): ScoreHMR's schedule (tau 50, step 2) with the
+    /// guidance scaled by [`FITTING_GUIDANCE_SCALE`], [`FITTING_ITERS`] iterations and no early
+    /// stopping. On the held-out single-frame evaluation it lowers PA-MPJPE from 72.0 to 62.4 mm
+    /// against [`RefineConfig::keypoints`] at about twice the time (models/DEFAULT_PRIOR.md).
     pub fn fitting() -> Self {
         Self { tau: 50, step: 2, iters: FITTING_ITERS, grad_scale: FITTING_GUIDANCE_SCALE, early_stop: None }
     }

@@ -35,6 +35,7 @@ use candle_core::{DType, Tensor, Var};
 
 use crate::body::diff::DiffBody;
 use crate::body::{NUM_BODY25, NUM_JOINTS};
+use crate::diffusion::prior::keypoint_box;
 use crate::error::{Error, Result};
 use crate::geom::camera::project_t;
 use crate::geom::rot::{axis_angle_to_matrix_t, matrix_to_axis_angle, matrix_to_rot6d_t, rot6d_to_matrix};
@@ -91,31 +92,24 @@ pub struct SmplifyConfig {
     pub crop_px: Option<f64>,
 }
 
-/// SPIN's crop scale: the crop's side is the keypoint box's larger side times this
-/// (SPIN `bbox_from_openpose`: `rescale=1.2`).
-pub const SPIN_BOX_RESCALE: f64 = 1.2;
-
 /// Per-sample factors `[B]` that turn image pixels into pixels of a `crop_px` crop around each
-/// person (the box of its keypoints with confidence > 0, larger side x [`SPIN_BOX_RESCALE`]).
-/// A sample with fewer than two keypoints gets 1.
+/// person: the box of its confident keypoints, larger side x 1.2
+/// ([`crate::diffusion::prior::keypoint_box`], the margin of SPIN's `bbox_from_openpose`). A
+/// sample with fewer than two keypoints, or a box under a pixel, gets 1.
 pub fn crop_scales(obs: &KeypointObs, crop_px: f64) -> Result<Vec<f64>> {
-    let kp = to_vec_f64(&obs.keypoints)?;
-    let conf = to_vec_f64(&obs.conf)?;
+    let kp = obs.keypoints.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let conf = obs.conf.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut k3 = [0.0f32; NUM_BODY25 * 3];
     Ok((0..obs.batch())
         .map(|s| {
-            let (mut lo, mut hi, mut n) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2], 0);
             for j in 0..NUM_BODY25 {
-                if conf[s * NUM_BODY25 + j] > 0.0 {
-                    for d in 0..2 {
-                        let v = kp[(s * NUM_BODY25 + j) * 2 + d];
-                        lo[d] = lo[d].min(v);
-                        hi[d] = hi[d].max(v);
-                    }
-                    n += 1;
-                }
+                let i = s * NUM_BODY25 + j;
+                k3[j * 3..j * 3 + 3].copy_from_slice(&[kp[i * 2], kp[i * 2 + 1], conf[i]]);
             }
-            let side = (hi[0] - lo[0]).max(hi[1] - lo[1]) * SPIN_BOX_RESCALE;
-            if n >= 2 && side > 1.0 { crop_px / side } else { 1.0 }
+            match keypoint_box(&k3) {
+                Some((_, _, side)) if side > 1.0 => crop_px / side as f64,
+                _ => 1.0,
+            }
         })
         .collect())
 }
@@ -301,6 +295,11 @@ pub fn smplify(
             return Err(Error::Input(format!("smplify: focal {f} must be positive")));
         }
     }
+    if let Some(c) = cfg.crop_px {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(Error::Input(format!("smplify: crop_px {c} must be positive")));
+        }
+    }
 
     // 6D -> axis-angle on the CPU (f64).
     let x6 = to_vec_f64(init_x6d)?;
@@ -330,11 +329,6 @@ pub fn smplify(
         keypoints: obs.keypoints.to_device(&dev)?.to_dtype(dt)?,
     };
     let conf = obs.conf.to_device(&dev)?.to_dtype(dt)?;
-    if let Some(c) = cfg.crop_px {
-        if !(c.is_finite() && c > 0.0) {
-            return Err(Error::Input(format!("smplify: crop_px {c} must be positive")));
-        }
-    }
     // Residual scale per sample [B, 1, 1] (1 in image pixels).
     let res_scale = match cfg.crop_px {
         Some(c) => Tensor::from_vec(crop_scales(obs, c)?, (b, 1, 1), &dev)?.to_dtype(dt)?,
